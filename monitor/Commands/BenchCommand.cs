@@ -1,0 +1,14 @@
+using System.CommandLine;
+
+namespace FaaSMon.Monitor.Commands;
+
+/// <summary><c>faasmon bench &lt;component&gt;</c>: figures and ratios, never pass/fail (these machines are shared and noisy).</summary>
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var command = new Command("bench", "Benchmarks that print figures and ratios: faasmon bench <component>.");
+        // one subcommand per component, each in its own file:
+        return command;
+    }
+}

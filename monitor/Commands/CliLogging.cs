@@ -1,0 +1,18 @@
+using Microsoft.Extensions.Logging;
+
+namespace FaaSMon.Monitor.Commands;
+
+internal static class CliLogging
+{
+    public static ILoggerFactory Create(bool verbose) => LoggerFactory.Create(b => b
+        .AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss ";
+        })
+        .SetMinimumLevel(verbose ? LogLevel.Debug : LogLevel.Information)
+        // Function output and request-level framework logs are for --verbose.
+        .AddFilter("Microsoft", verbose ? LogLevel.Information : LogLevel.Warning)
+        .AddFilter("FaaSMon.LocalFaaS.Provider", verbose ? LogLevel.Debug : LogLevel.Warning)
+        .AddFilter("FaaSMon.LocalFaaS.Store", verbose ? LogLevel.Debug : LogLevel.Warning));
+}

@@ -1,0 +1,12 @@
+using System.CommandLine;
+using FaaSMon.Monitor.Commands;
+
+var root = new RootCommand("FaaSMon: provenance-graph intrusion detection for OpenFaaS functions.")
+{
+    LocalFaasCommand.Create(),
+    WorkloadCommand.Create(),
+    DemoCommand.Create(),
+    BenchCommand.Create(),
+    ProxyCommand.Create(),
+};
+return await root.Parse(args).InvokeAsync();
