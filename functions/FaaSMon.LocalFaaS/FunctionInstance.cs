@@ -130,7 +130,8 @@ internal sealed partial class FunctionInstance : IAsyncDisposable
 
         args.AddRange(["--hostname", Name, "--chdir", AppDirectory, "--tmpfs-size", "64m",
                        "--user", $"{_paths.FunctionUser.Uid}:{_paths.FunctionUser.Gid}",
-                       "--bind", $"{_paths.PhotosVolume}:{Path.Combine(AppDirectory, "photos")}"]);
+                       "--bind", $"{_paths.PhotosVolume}:{Path.Combine(AppDirectory, "photos")}",
+                       "--bind", $"{Path.Combine(_spec.TemplateDirectory, "node_modules")}:{Path.Combine(AppDirectory, "node_modules")}:ro"]);
         if (_spec.SecretsDirectory is not null)
         {
             args.AddRange(["--bind", $"{_spec.SecretsDirectory}:{RuntimePaths.SecretMountPath}:ro"]);
@@ -230,7 +231,9 @@ internal sealed partial class FunctionInstance : IAsyncDisposable
         TryDeleteDirectory(app);
         CopyTree(_spec.TemplateDirectory, app, skip: name => name is "node_modules" or "function" or "Dockerfile" or "template.yml");
         CopyTree(_spec.HandlerDirectory, Path.Combine(app, "function"), skip: name => name is "node_modules");
-        File.CreateSymbolicLink(Path.Combine(app, "node_modules"), Path.Combine(_spec.TemplateDirectory, "node_modules"));
+        // node_modules is bind-mounted (read-only) rather than linked: a link into a checkout under
+        // /tmp would dangle inside the container, whose /tmp is its own.
+        Directory.CreateDirectory(Path.Combine(app, "node_modules"));
         Directory.CreateDirectory(Path.Combine(app, "photos"));
     }
 
