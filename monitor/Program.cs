@@ -7,6 +7,5 @@ var root = new RootCommand("FaaSMon: provenance-graph intrusion detection for Op
     WorkloadCommand.Create(),
     DemoCommand.Create(),
     BenchCommand.Create(),
-    ProxyCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();
