@@ -7,5 +7,6 @@ var root = new RootCommand("FaaSMon: provenance-graph intrusion detection for Op
     WorkloadCommand.Create(),
     DemoCommand.Create(),
     BenchCommand.Create(),
+    ProxyCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

@@ -1,0 +1,122 @@
+using System.CommandLine;
+using System.Globalization;
+using FaaSMon.Proxy;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
+
+namespace FaaSMon.Monitor.Commands;
+
+/// <summary><c>faasmon proxy</c>: the front door in front of an OpenFaaS gateway.</summary>
+internal static class ProxyCommand
+{
+    public static readonly Option<string> Listen = new("--listen")
+    {
+        Description = "Address:port to listen on (loopback by default: exposing it is a deliberate choice).",
+        DefaultValueFactory = _ => "127.0.0.1:8080",
+    };
+
+    public static readonly Option<Uri> Upstream = new("--upstream")
+    {
+        Description = "The OpenFaaS gateway to forward to.",
+        DefaultValueFactory = _ => new Uri("http://127.0.0.1:8081"),
+        CustomParser = result =>
+        {
+            var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+            if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https")
+            {
+                return uri;
+            }
+
+            result.AddError($"--upstream must be an absolute http(s) URL, got '{text}'");
+            return null!;
+        },
+    };
+
+    public static readonly Option<DirectoryInfo?> DataDir = new("--data-dir")
+    {
+        Description = "Where records/ (NDJSON) and pcap/ (rotating captures, per-invocation slices) go (default /var/lib/faasmon/proxy).",
+    };
+
+    public static readonly Option<bool> NoPcap = new("--no-pcap") { Description = "Do not capture packets (capture needs root or CAP_NET_RAW+CAP_NET_ADMIN)." };
+
+    public static readonly Option<string> Interface = new("--interface")
+    {
+        Description = "Interface to capture the gateway-side traffic on.",
+        DefaultValueFactory = _ => "lo",
+    };
+
+    public static readonly Option<string?> Filter = new("--filter") { Description = "BPF capture filter (default: tcp port <upstream port>)." };
+
+    public static readonly Option<bool> FailClosed = new("--fail-closed") { Description = "Answer 503 to requests that cannot be monitored instead of forwarding them unrecorded." };
+
+    public static readonly Option<int> BodyBytes = new("--body-bytes")
+    {
+        Description = "How many bytes of each request and response body go into a record (secrets redacted).",
+        DefaultValueFactory = _ => 4096,
+    };
+
+    public static readonly Option<bool> Verbose = new("--verbose", "-v") { Description = "Log every request." };
+
+    public static Command Create()
+    {
+        var command = new Command("proxy",
+            "Run FaaSMon's reverse proxy in front of an OpenFaaS gateway: X-Call-Id and W3C trace context on every request, " +
+            "one invocation record per request (NDJSON), packet capture with per-invocation pcap slices, /metrics and /healthz.")
+        {
+            Listen, Upstream, DataDir, NoPcap, Interface, Filter, FailClosed, BodyBytes, Verbose,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            var app = Build(parse);
+            await app.StartAsync(ct);
+            Console.WriteLine($"FaaSMon proxy on {string.Join(", ", app.Urls)} → {parse.GetValue(Upstream)}");
+            Console.WriteLine("Ctrl+C stops it.");
+            try
+            {
+                await Task.Delay(Timeout.Infinite, ct);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            await app.StopAsync(CancellationToken.None);
+            await app.DisposeAsync();
+            return 0;
+        });
+        return command;
+    }
+
+    private static WebApplication Build(ParseResult parse)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        Dictionary<string, string?> settings = new()
+        {
+            ["Proxy:Upstream"] = parse.GetValue(Upstream)!.ToString(),
+            ["Proxy:FailClosed"] = parse.GetValue(FailClosed).ToString(),
+            ["Proxy:BodyCaptureBytes"] = parse.GetValue(BodyBytes).ToString(CultureInfo.InvariantCulture),
+            ["Proxy:Pcap:Enabled"] = (!parse.GetValue(NoPcap)).ToString(),
+            ["Proxy:Pcap:Interface"] = parse.GetValue(Interface),
+            ["Proxy:Pcap:Filter"] = parse.GetValue(Filter),
+        };
+        if (parse.GetValue(DataDir) is { } dir)
+        {
+            settings["Proxy:DataDirectory"] = dir.FullName;
+        }
+
+        builder.Configuration.AddInMemoryCollection(settings);
+        builder.WebHost.UseUrls($"http://{parse.GetValue(Listen)}");
+        var verbose = parse.GetValue(Verbose);
+        builder.Logging.ClearProviders().AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss ";
+        }).AddFilter("Microsoft", verbose ? LogLevel.Information : LogLevel.Warning)
+          .AddFilter("Yarp", verbose ? LogLevel.Information : LogLevel.Warning);
+        builder.AddFaaSMonProxy();
+        var app = builder.Build();
+        app.MapFaaSMonProxy();
+        return app;
+    }
+}

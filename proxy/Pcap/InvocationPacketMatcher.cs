@@ -1,0 +1,303 @@
+using System.Net;
+using System.Text;
+using FaaSMon.Core;
+using PacketDotNet;
+using SharpPcap;
+
+namespace FaaSMon.Proxy.Pcap;
+
+/// <summary>The packets matched to one invocation (one proxy hop), until its slice is written.</summary>
+internal sealed class InvocationSlice(string? callId, string? traceId, string? spanId)
+{
+    public string? CallId { get; } = callId;
+    public string? TraceId { get; } = traceId;
+    public string? SpanId { get; } = spanId;
+    public List<RawCapture> Packets { get; } = [];
+    public Dictionary<(string Src, int SrcPort, string Dst, int DstPort), FlowCounters> Flows { get; } = [];
+    public long BufferedBytes { get; set; }
+    public bool Overflowed { get; set; }
+    public bool Closed { get; set; }
+    public long LastSeenTicks { get; set; }
+
+    internal sealed class FlowCounters(DateTimeOffset first)
+    {
+        public long Packets;
+        public long Bytes;
+        public DateTimeOffset First = first;
+        public DateTimeOffset Last = first;
+    }
+
+    public IEnumerable<PacketFlow> ToFlows(string? sliceFile) => Flows.Select(f => new PacketFlow(
+        CallId, TraceId, SpanId, "tcp", f.Key.Src, f.Key.SrcPort, f.Key.Dst, f.Key.DstPort,
+        f.Value.Packets, f.Value.Bytes, f.Value.First, f.Value.Last, sliceFile));
+}
+
+/// <summary>
+/// Matches gateway-side TCP packets to invocations. YARP pools upstream connections, so one connection carries
+/// many invocations, one after the other (HTTP/1.1, no pipelining). Each request's first segment starts with the
+/// request line and carries our X-Call-Id and traceparent: its sequence number opens that invocation's range on the
+/// connection. A proxy→gateway packet belongs to the range holding its sequence number; a gateway→proxy packet
+/// belongs to the range holding the last request byte it acknowledges (the gateway answers a request only after
+/// reading it, and the next request is sent only after that answer).
+/// </summary>
+internal sealed class InvocationPacketMatcher(int upstreamPort, int maxSliceBytes, long maxBufferedBytes)
+{
+    private const int BoundariesPerConnection = 8;
+    private const int MaxConnections = 65536;
+
+    private readonly Dictionary<(IPAddress, int, IPAddress, int), Connection> _connections = [];
+    private readonly List<InvocationSlice> _open = [];
+    private long _bufferedBytes;
+
+    public long Unmatched { get; private set; }
+
+    public long Late { get; private set; }
+
+    public int OpenSlices => _open.Count;
+
+    /// <summary>Attributes one packet; returns the slice it went to, or null (handshake, unknown connection, late).</summary>
+    public InvocationSlice? Add(RawCapture raw, long nowTicks)
+    {
+        Packet packet;
+        try
+        {
+            packet = Packet.ParsePacket(raw.LinkLayerType, raw.Data);
+        }
+        catch (Exception ex) when (ex is ArgumentException or IndexOutOfRangeException or InvalidOperationException)
+        {
+            Unmatched++;
+            return null;
+        }
+
+        if (packet.Extract<TcpPacket>() is not { } tcp || tcp.ParentPacket is not IPPacket ip)
+        {
+            Unmatched++;
+            return null;
+        }
+
+        var toUpstream = tcp.DestinationPort == upstreamPort;
+        if (!toUpstream && tcp.SourcePort != upstreamPort)
+        {
+            Unmatched++;
+            return null;
+        }
+
+        var key = toUpstream
+            ? (ip.SourceAddress, (int)tcp.SourcePort, ip.DestinationAddress, (int)tcp.DestinationPort)
+            : (ip.DestinationAddress, (int)tcp.DestinationPort, ip.SourceAddress, (int)tcp.SourcePort);
+        if (!_connections.TryGetValue(key, out var connection))
+        {
+            if (_connections.Count >= MaxConnections)
+            {
+                EvictOldestConnection();
+            }
+
+            connection = new Connection();
+            _connections[key] = connection;
+        }
+
+        connection.LastSeenTicks = nowTicks;
+        if (tcp.Reset || tcp.Finished)
+        {
+            connection.Closing = true;
+        }
+
+        var payload = tcp.PayloadDataSegment;
+        var payloadLength = payload?.Length ?? 0;
+        InvocationSlice? slice;
+        if (toUpstream)
+        {
+            if (payloadLength > 0 && RequestHead.TryRead(payload!.Bytes.AsSpan(payload.Offset, payload.Length), out var head))
+            {
+                slice = new InvocationSlice(head.CallId, head.TraceId, head.SpanId);
+                connection.Open(tcp.SequenceNumber, slice);
+                _open.Add(slice);
+            }
+            else
+            {
+                slice = connection.Find(payloadLength > 0 || tcp.Synchronize ? tcp.SequenceNumber : tcp.SequenceNumber - 1);
+            }
+        }
+        else
+        {
+            slice = tcp.Acknowledgment ? connection.Find(tcp.AcknowledgmentNumber - 1) : null;
+        }
+
+        if (slice is null)
+        {
+            Unmatched++;
+            return null;
+        }
+
+        if (slice.Closed)
+        {
+            Late++;
+            return null;
+        }
+
+        slice.LastSeenTicks = nowTicks;
+        var flowKey = (ip.SourceAddress.ToString(), (int)tcp.SourcePort, ip.DestinationAddress.ToString(), (int)tcp.DestinationPort);
+        var time = new DateTimeOffset(raw.Timeval.Date, TimeSpan.Zero);
+        if (!slice.Flows.TryGetValue(flowKey, out var flow))
+        {
+            flow = new InvocationSlice.FlowCounters(time);
+            slice.Flows[flowKey] = flow;
+        }
+
+        flow.Packets++;
+        flow.Bytes += raw.PacketLength;
+        flow.Last = time;
+        if (!slice.Overflowed)
+        {
+            if (slice.BufferedBytes + raw.Data.Length > maxSliceBytes || _bufferedBytes + raw.Data.Length > maxBufferedBytes)
+            {
+                slice.Overflowed = true;
+            }
+            else
+            {
+                slice.Packets.Add(raw);
+                slice.BufferedBytes += raw.Data.Length;
+                _bufferedBytes += raw.Data.Length;
+            }
+        }
+
+        return slice;
+    }
+
+    /// <summary>Slices with no packet for <paramref name="idleTicks"/> (all of them when null): ready to be written.</summary>
+    public List<InvocationSlice> TakeIdle(long nowTicks, long? idleTicks)
+    {
+        List<InvocationSlice> done = [];
+        _open.RemoveAll(s =>
+        {
+            if (idleTicks is { } idle && nowTicks - s.LastSeenTicks < idle)
+            {
+                return false;
+            }
+
+            s.Closed = true;
+            _bufferedBytes -= s.BufferedBytes;
+            done.Add(s);
+            return true;
+        });
+
+        if (idleTicks is { } connectionIdle)
+        {
+            // A connection's ranges are kept a while after its last packet, for late ACKs and FINs.
+            var stale = _connections.Where(c => nowTicks - c.Value.LastSeenTicks > connectionIdle * (c.Value.Closing ? 2 : 30)).Select(c => c.Key).ToList();
+            foreach (var key in stale)
+            {
+                _connections.Remove(key);
+            }
+        }
+
+        return done;
+    }
+
+    private void EvictOldestConnection()
+    {
+        var oldest = _connections.MinBy(c => c.Value.LastSeenTicks).Key;
+        _connections.Remove(oldest);
+    }
+
+    private sealed class Connection
+    {
+        private readonly (uint Start, InvocationSlice Slice)[] _ranges = new (uint, InvocationSlice)[BoundariesPerConnection];
+        private int _count;
+        private int _next;
+
+        public long LastSeenTicks { get; set; }
+
+        public bool Closing { get; set; }
+
+        public void Open(uint start, InvocationSlice slice)
+        {
+            _ranges[_next] = (start, slice);
+            _next = (_next + 1) % _ranges.Length;
+            _count = Math.Min(_count + 1, _ranges.Length);
+        }
+
+        /// <summary>The range whose start is the closest at or before <paramref name="seq"/>, modulo 2^32.</summary>
+        public InvocationSlice? Find(uint seq)
+        {
+            InvocationSlice? best = null;
+            var bestDistance = uint.MaxValue;
+            for (var i = 0; i < _count; i++)
+            {
+                var distance = seq - _ranges[i].Start;
+                if (distance < int.MaxValue && distance < bestDistance)
+                {
+                    bestDistance = distance;
+                    best = _ranges[i].Slice;
+                }
+            }
+
+            return best;
+        }
+    }
+}
+
+/// <summary>The identifying headers of an HTTP/1.x request head at the start of a TCP payload.</summary>
+internal readonly record struct RequestHead(string? CallId, string? TraceId, string? SpanId)
+{
+    private static readonly byte[] HttpVersion = " HTTP/1."u8.ToArray();
+
+    public static bool TryRead(ReadOnlySpan<byte> payload, out RequestHead head)
+    {
+        head = default;
+        var lineEnd = payload.IndexOf("\r\n"u8);
+        if (lineEnd < 14 || !IsMethod(payload) || payload[..lineEnd].IndexOf(HttpVersion) < 0)
+        {
+            return false;
+        }
+
+        var headEnd = payload.IndexOf("\r\n\r\n"u8);
+        var headers = headEnd < 0 ? payload[(lineEnd + 2)..] : payload[(lineEnd + 2)..(headEnd + 2)];
+        string? callId = null, traceId = null, spanId = null;
+        while (headers.Length > 0)
+        {
+            var end = headers.IndexOf("\r\n"u8);
+            var line = end < 0 ? headers : headers[..end];
+            headers = end < 0 ? [] : headers[(end + 2)..];
+            var colon = line.IndexOf((byte)':');
+            if (colon <= 0)
+            {
+                continue;
+            }
+
+            var name = line[..colon];
+            var value = line[(colon + 1)..].Trim((byte)' ');
+            if (Ascii.EqualsIgnoreCase(name, "x-call-id"u8))
+            {
+                callId = Encoding.ASCII.GetString(value);
+            }
+            else if (Ascii.EqualsIgnoreCase(name, "traceparent"u8) && TraceParent.TryParse(Encoding.ASCII.GetString(value), out var tp))
+            {
+                traceId = tp.Value.TraceId;
+                spanId = tp.Value.SpanId;
+            }
+        }
+
+        head = new RequestHead(callId, traceId, spanId);
+        return true;
+    }
+
+    private static bool IsMethod(ReadOnlySpan<byte> payload)
+    {
+        var space = payload[..Math.Min(payload.Length, 16)].IndexOf((byte)' ');
+        if (space <= 0)
+        {
+            return false;
+        }
+
+        foreach (var b in payload[..space])
+        {
+            if (b is < (byte)'A' or > (byte)'Z')
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+}
