@@ -42,19 +42,23 @@ internal static class WorkloadCommand
         {
             Gateway, Benign, Attacks, GroundTruth, Seed, Concurrency, LocalFaasCommand.Verbose,
         };
-        command.Validators.Add(r =>
+        Benign.Validators.Add(r =>
         {
-            if (r.GetValue(Benign) < 0)
+            if (r.GetValueOrDefault<int>() < 0)
             {
                 r.AddError("--benign must be 0 or more");
             }
-
-            if (r.GetValue(Concurrency) is < 1 or > 64)
+        });
+        Concurrency.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() is < 1 or > 64)
             {
                 r.AddError("--concurrency must be 1..64");
             }
-
-            var unknown = (r.GetValue(Attacks) ?? []).SelectMany(Split)
+        });
+        Attacks.Validators.Add(r =>
+        {
+            var unknown = (r.GetValueOrDefault<string[]>() ?? []).SelectMany(Split)
                 .Where(a => a != "all" && !WorkloadDriver.AttackFamilies.Contains(a)).ToList();
             if (unknown.Count > 0)
             {
