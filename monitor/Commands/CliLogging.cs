@@ -13,6 +13,7 @@ internal static class CliLogging
         .SetMinimumLevel(verbose ? LogLevel.Debug : LogLevel.Information)
         // Function output and request-level framework logs are for --verbose.
         .AddFilter("Microsoft", verbose ? LogLevel.Information : LogLevel.Warning)
+        .AddFilter("Yarp", verbose ? LogLevel.Information : LogLevel.Warning)
         .AddFilter("FaaSMon.LocalFaaS.Provider", verbose ? LogLevel.Debug : LogLevel.Warning)
         .AddFilter("FaaSMon.LocalFaaS.Store", verbose ? LogLevel.Debug : LogLevel.Warning));
 }
