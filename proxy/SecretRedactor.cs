@@ -15,7 +15,7 @@ internal static partial class SecretRedactor
 
     public static string? Text(string? text)
     {
-        if (string.IsNullOrEmpty(text))
+        if (string.IsNullOrEmpty(text) || !MayHoldSecret(text))
         {
             return text;
         }
@@ -26,6 +26,40 @@ internal static partial class SecretRedactor
         text = HttpCredential().Replace(text, m => $"{m.Groups["scheme"].Value} {Mask}");
         return CardNumber().Replace(text, m => PassesLuhn(m.Value) ? Mask : m.Value);
     }
+
+    /// <summary>
+    /// Most bodies and headers name no secret and hold no card-length digit run: one vectorized scan spares them
+    /// the regexes, which matters on every request.
+    /// </summary>
+    private static bool MayHoldSecret(ReadOnlySpan<char> text)
+    {
+        if (text.ContainsAny(SecretWords))
+        {
+            return true;
+        }
+
+        var run = 0; // digits in a row, spaces and dashes allowed between them, as card numbers are written
+        foreach (var c in text)
+        {
+            if (char.IsAsciiDigit(c))
+            {
+                if (++run >= 13)
+                {
+                    return true;
+                }
+            }
+            else if (c is not (' ' or '-'))
+            {
+                run = 0;
+            }
+        }
+
+        return false;
+    }
+
+    private static readonly System.Buffers.SearchValues<string> SecretWords = System.Buffers.SearchValues.Create(
+        ["pass", "secret", "token", "key", "auth", "cookie", "session", "card", "cvv", "credential", "signature", "bearer", "basic", "digest"],
+        StringComparison.OrdinalIgnoreCase);
 
     public static bool IsSecretHeader(string name) =>
         name.Equals("Authorization", StringComparison.OrdinalIgnoreCase)

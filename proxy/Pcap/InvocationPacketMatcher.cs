@@ -1,7 +1,5 @@
-using System.Net;
 using System.Text;
 using FaaSMon.Core;
-using PacketDotNet;
 using SharpPcap;
 
 namespace FaaSMon.Proxy.Pcap;
@@ -13,7 +11,7 @@ internal sealed class InvocationSlice(string? callId, string? traceId, string? s
     public string? TraceId { get; } = traceId;
     public string? SpanId { get; } = spanId;
     public List<RawCapture> Packets { get; } = [];
-    public Dictionary<(string Src, int SrcPort, string Dst, int DstPort), FlowCounters> Flows { get; } = [];
+    public Dictionary<(TcpEndpoint Source, TcpEndpoint Destination), FlowCounters> Flows { get; } = [];
     public long BufferedBytes { get; set; }
     public bool Overflowed { get; set; }
     public bool Closed { get; set; }
@@ -28,7 +26,7 @@ internal sealed class InvocationSlice(string? callId, string? traceId, string? s
     }
 
     public IEnumerable<PacketFlow> ToFlows(string? sliceFile) => Flows.Select(f => new PacketFlow(
-        CallId, TraceId, SpanId, "tcp", f.Key.Src, f.Key.SrcPort, f.Key.Dst, f.Key.DstPort,
+        CallId, TraceId, SpanId, "tcp", f.Key.Source.AddressText(), f.Key.Source.Port, f.Key.Destination.AddressText(), f.Key.Destination.Port,
         f.Value.Packets, f.Value.Bytes, f.Value.First, f.Value.Last, sliceFile));
 }
 
@@ -45,7 +43,7 @@ internal sealed class InvocationPacketMatcher(int upstreamPort, int maxSliceByte
     private const int BoundariesPerConnection = 8;
     private const int MaxConnections = 65536;
 
-    private readonly Dictionary<(IPAddress, int, IPAddress, int), Connection> _connections = [];
+    private readonly Dictionary<(TcpEndpoint Client, TcpEndpoint Server), Connection> _connections = [];
     private readonly List<InvocationSlice> _open = [];
     private long _bufferedBytes;
 
@@ -55,36 +53,30 @@ internal sealed class InvocationPacketMatcher(int upstreamPort, int maxSliceByte
 
     public int OpenSlices => _open.Count;
 
+    /// <summary>The capture time of the newest packet seen (UTC ticks): the clock slices go idle by.</summary>
+    public long LatestCaptureTicks { get; private set; }
+
     /// <summary>Attributes one packet; returns the slice it went to, or null (handshake, unknown connection, late).</summary>
-    public InvocationSlice? Add(RawCapture raw, long nowTicks)
+    public InvocationSlice? Add(RawCapture raw)
     {
-        Packet packet;
-        try
-        {
-            packet = Packet.ParsePacket(raw.LinkLayerType, raw.Data);
-        }
-        catch (Exception ex) when (ex is ArgumentException or IndexOutOfRangeException or InvalidOperationException)
-        {
-            Unmatched++;
-            return null;
-        }
-
-        if (packet.Extract<TcpPacket>() is not { } tcp || tcp.ParentPacket is not IPPacket ip)
+        // Idleness is measured on the capture's clock, not on when this loop got to a packet: when writing slices
+        // holds the loop up, packets wait in the queue, and a processing clock would close their slices too early.
+        var nowTicks = CaptureTicks(raw.Timeval);
+        LatestCaptureTicks = Math.Max(LatestCaptureTicks, nowTicks);
+        if (!TcpSegment.TryParse(raw.LinkLayerType, raw.Data, out var tcp))
         {
             Unmatched++;
             return null;
         }
 
-        var toUpstream = tcp.DestinationPort == upstreamPort;
-        if (!toUpstream && tcp.SourcePort != upstreamPort)
+        var toUpstream = tcp.Destination.Port == upstreamPort;
+        if (!toUpstream && tcp.Source.Port != upstreamPort)
         {
             Unmatched++;
             return null;
         }
 
-        var key = toUpstream
-            ? (ip.SourceAddress, (int)tcp.SourcePort, ip.DestinationAddress, (int)tcp.DestinationPort)
-            : (ip.DestinationAddress, (int)tcp.DestinationPort, ip.SourceAddress, (int)tcp.SourcePort);
+        var key = toUpstream ? (tcp.Source, tcp.Destination) : (tcp.Destination, tcp.Source);
         if (!_connections.TryGetValue(key, out var connection))
         {
             if (_connections.Count >= MaxConnections)
@@ -97,30 +89,29 @@ internal sealed class InvocationPacketMatcher(int upstreamPort, int maxSliceByte
         }
 
         connection.LastSeenTicks = nowTicks;
-        if (tcp.Reset || tcp.Finished)
+        if (tcp.Has(TcpSegment.Rst) || tcp.Has(TcpSegment.Fin))
         {
             connection.Closing = true;
         }
 
-        var payload = tcp.PayloadDataSegment;
-        var payloadLength = payload?.Length ?? 0;
+        var payloadLength = tcp.Payload.Length;
         InvocationSlice? slice;
         if (toUpstream)
         {
-            if (payloadLength > 0 && RequestHead.TryRead(payload!.Bytes.AsSpan(payload.Offset, payload.Length), out var head))
+            if (payloadLength > 0 && RequestHead.TryRead(tcp.Payload, out var head))
             {
                 slice = new InvocationSlice(head.CallId, head.TraceId, head.SpanId);
-                connection.Open(tcp.SequenceNumber, slice);
+                connection.Open(tcp.Sequence, slice);
                 _open.Add(slice);
             }
             else
             {
-                slice = connection.Find(payloadLength > 0 || tcp.Synchronize ? tcp.SequenceNumber : tcp.SequenceNumber - 1);
+                slice = connection.Find(payloadLength > 0 || tcp.Has(TcpSegment.Syn) ? tcp.Sequence : tcp.Sequence - 1);
             }
         }
         else
         {
-            slice = tcp.Acknowledgment ? connection.Find(tcp.AcknowledgmentNumber - 1) : null;
+            slice = tcp.Has(TcpSegment.Ack) ? connection.Find(tcp.Acknowledgment - 1) : null;
         }
 
         if (slice is null)
@@ -136,8 +127,8 @@ internal sealed class InvocationPacketMatcher(int upstreamPort, int maxSliceByte
         }
 
         slice.LastSeenTicks = nowTicks;
-        var flowKey = (ip.SourceAddress.ToString(), (int)tcp.SourcePort, ip.DestinationAddress.ToString(), (int)tcp.DestinationPort);
-        var time = new DateTimeOffset(raw.Timeval.Date, TimeSpan.Zero);
+        var flowKey = (tcp.Source, tcp.Destination);
+        var time = new DateTimeOffset(nowTicks, TimeSpan.Zero);
         if (!slice.Flows.TryGetValue(flowKey, out var flow))
         {
             flow = new InvocationSlice.FlowCounters(time);
@@ -164,7 +155,10 @@ internal sealed class InvocationPacketMatcher(int upstreamPort, int maxSliceByte
         return slice;
     }
 
-    /// <summary>Slices with no packet for <paramref name="idleTicks"/> (all of them when null): ready to be written.</summary>
+    public static long CaptureTicks(PosixTimeval time) =>
+        DateTime.UnixEpoch.Ticks + ((long)time.Seconds * TimeSpan.TicksPerSecond) + ((long)time.MicroSeconds * TimeSpan.TicksPerMicrosecond);
+
+    /// <summary>Slices with no packet for <paramref name="idleTicks"/> of capture time (all of them when null): ready to be written.</summary>
     public List<InvocationSlice> TakeIdle(long nowTicks, long? idleTicks)
     {
         List<InvocationSlice> done = [];

@@ -23,6 +23,9 @@ internal sealed partial class PcapRecorder(
     ILogger<PcapRecorder> logger) : BackgroundService
 {
     private static readonly TimeSpan SweepInterval = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>How late libpcap may hand over a packet: the ring block timeout (ReadTimeout) plus scheduling.</summary>
+    private static readonly TimeSpan DeliverySlack = TimeSpan.FromMilliseconds(300);
     private readonly ProxyOptions _options = options.Value;
     private Channel<RawCapture>? _queue;
     private LibPcapLiveDevice? _device;
@@ -100,7 +103,7 @@ internal sealed partial class PcapRecorder(
         var matcher = new InvocationPacketMatcher(_options.Upstream!.Port, pcap.MaxSliceBytes, 256L * 1024 * 1024);
         using var rotating = new RotatingPcapWriter(CaptureDirectory, _device!.LinkType, pcap.Snaplen, pcap.RotateBytes, pcap.MaxFiles);
         var slices = new SliceWriter(Path.Combine(CaptureDirectory, "slices"), _device.LinkType, pcap.Snaplen);
-        var idleTicks = (long)(pcap.SliceIdleTimeout.TotalSeconds * Stopwatch.Frequency);
+        var idleTicks = pcap.SliceIdleTimeout.Ticks;
         var reader = _queue!.Reader;
         var lastSweep = Stopwatch.GetTimestamp();
         try
@@ -112,7 +115,7 @@ internal sealed partial class PcapRecorder(
                     rotating.Write(raw);
                     if (pcap.Slices)
                     {
-                        matcher.Add(raw, Stopwatch.GetTimestamp());
+                        matcher.Add(raw);
                     }
 
                     if (Stopwatch.GetElapsedTime(lastSweep) >= SweepInterval)
@@ -124,7 +127,11 @@ internal sealed partial class PcapRecorder(
                 if (Stopwatch.GetElapsedTime(lastSweep) >= SweepInterval)
                 {
                     lastSweep = Stopwatch.GetTimestamp();
-                    Flush(matcher.TakeIdle(lastSweep, idleTicks), slices);
+                    // With nothing queued, capture time has moved on even without packets (less the kernel's delivery delay).
+                    var captureNow = reader.Count == 0
+                        ? Math.Max(matcher.LatestCaptureTicks, DateTime.UtcNow.Ticks - DeliverySlack.Ticks)
+                        : matcher.LatestCaptureTicks;
+                    Flush(matcher.TakeIdle(captureNow, idleTicks), slices);
                     ReadKernelDrops();
                 }
 
@@ -151,11 +158,11 @@ internal sealed partial class PcapRecorder(
                 rotating.Write(raw);
                 if (pcap.Slices)
                 {
-                    matcher.Add(raw, Stopwatch.GetTimestamp());
+                    matcher.Add(raw);
                 }
             }
 
-            Flush(matcher.TakeIdle(Stopwatch.GetTimestamp(), null), slices);
+            Flush(matcher.TakeIdle(long.MaxValue, null), slices);
         }
     }
 
