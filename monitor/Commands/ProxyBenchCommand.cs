@@ -1,0 +1,503 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using System.Text.RegularExpressions;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace FaaSMon.Monitor.Commands;
+
+/// <summary>
+/// <c>faasmon bench proxy</c>: one upstream, three ways to reach it (direct, FaaSMon's proxy, Debian nginx proxy_pass),
+/// the same load generator for each. FaaSMon's proxy and nginx both run as child processes in their own process
+/// groups on loopback, so neither shares a heap or a thread pool with the load or the upstream.
+/// </summary>
+internal static partial class ProxyBenchCommand
+{
+    private static readonly Option<int> Duration = new("--duration") { Description = "Seconds of load per target and round.", DefaultValueFactory = _ => 10 };
+    private static readonly Option<int> Warmup = new("--warmup") { Description = "Seconds of unmeasured load per target before each round.", DefaultValueFactory = _ => 2 };
+    private static readonly Option<int> Rounds = new("--rounds") { Description = "Rounds (targets interleaved each round); the median round is reported.", DefaultValueFactory = _ => 3 };
+    private static readonly Option<int> Connections = new("--connections") { Description = "Concurrent keep-alive connections.", DefaultValueFactory = _ => 64 };
+    private static readonly Option<int> Threads = new("--threads") { Description = "Load generator threads (wrk -t).", DefaultValueFactory = _ => 2 };
+    private static readonly Option<string> Generator = new("--generator")
+    {
+        Description = "Load generator: auto (wrk if installed, else built-in), wrk, builtin.",
+        DefaultValueFactory = _ => "auto",
+    };
+
+    private static readonly Option<bool> NoPcap = new("--no-pcap") { Description = "Run FaaSMon's proxy without packet capture (on by default when root)." };
+    private static readonly Option<string> RequestPath = new("--path") { Description = "Request path.", DefaultValueFactory = _ => "/function/echo" };
+
+    public static Command Create()
+    {
+        var command = new Command("proxy",
+            "Latency and throughput of direct vs FaaSMon proxy vs nginx proxy_pass against one upstream; prints p50/p99, req/s and ratios. " +
+            "Needs nginx (Debian nginx-light); uses wrk when installed.")
+        {
+            Duration, Warmup, Rounds, Connections, Threads, Generator, NoPcap, RequestPath,
+        };
+        command.SetAction(async (parse, ct) => await RunAsync(parse, ct));
+        return command;
+    }
+
+    private static async Task<int> RunAsync(ParseResult parse, CancellationToken ct)
+    {
+        var duration = TimeSpan.FromSeconds(Math.Max(1, parse.GetValue(Duration)));
+        var warmup = TimeSpan.FromSeconds(Math.Max(0, parse.GetValue(Warmup)));
+        var rounds = Math.Max(1, parse.GetValue(Rounds));
+        var connections = Math.Max(1, parse.GetValue(Connections));
+        var threads = Math.Clamp(parse.GetValue(Threads), 1, connections);
+        var path = parse.GetValue(RequestPath)!;
+        var pcap = !parse.GetValue(NoPcap) && Environment.UserName == "root";
+        var wrk = FindExecutable("wrk");
+        var generatorChoice = parse.GetValue(Generator);
+        if (generatorChoice == "wrk" && wrk is null)
+        {
+            Console.Error.WriteLine("--generator wrk: wrk is not installed (Debian package wrk).");
+            return 2;
+        }
+
+        var useWrk = generatorChoice != "builtin" && wrk is not null;
+        var nginx = FindExecutable("nginx");
+        if (nginx is null)
+        {
+            Console.Error.WriteLine("nginx is not installed (Debian package nginx-light or nginx): the comparison needs it.");
+            return 2;
+        }
+
+        var work = Directory.CreateTempSubdirectory("faasmon-bench-proxy-").FullName;
+        await using var children = new ChildGroup();
+        Console.CancelKeyPress += (_, _) => children.KillAll();
+        try
+        {
+            await using var upstream = await StartUpstreamAsync(ct);
+            // FaaSMon reaches the same upstream server on a port of its own, so its capture filter (tcp port N) sees
+            // only its own traffic, not the direct and nginx runs'.
+            var faasmon = await StartFaasmonProxyAsync(children, upstream.Second, work, pcap, ct);
+            var nginxUrl = await StartNginxAsync(children, nginx, upstream, work, ct);
+            var targets = new (string Name, Uri Url)[] { ("direct", upstream), ("faasmon", faasmon), ("nginx", nginxUrl) };
+            Console.WriteLine($"upstream {upstream} · {connections} connections · {(useWrk ? $"wrk -t{threads}" : "built-in generator")} · " +
+                $"{duration.TotalSeconds:0}s × {rounds} rounds · faasmon pcap {(pcap ? "on" : "off")} · nginx {NginxVersion(nginx)} · {Environment.ProcessorCount} cores");
+
+            var results = targets.ToDictionary(t => t.Name, _ => new List<LoadResult>());
+            for (var round = 1; round <= rounds; round++)
+            {
+                foreach (var (name, url) in targets)
+                {
+                    var target = new Uri(url, path);
+                    if (warmup > TimeSpan.Zero)
+                    {
+                        await GenerateAsync(useWrk, wrk, children, target, warmup, connections, threads, ct);
+                    }
+
+                    var result = await GenerateAsync(useWrk, wrk, children, target, duration, connections, threads, ct);
+                    results[name].Add(result);
+                    Console.WriteLine($"  round {round} {name,-8} {result.RequestsPerSecond,10:N0} req/s  p50 {result.P50Ms,7:0.000} ms  p99 {result.P99Ms,7:0.000} ms  errors {result.Errors}");
+                }
+            }
+
+            Print(results.ToDictionary(r => r.Key, r => Median(r.Value)));
+            Console.WriteLine(await FaasmonCountersAsync(faasmon, ct));
+            return 0;
+        }
+        finally
+        {
+            await children.DisposeAsync();
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    private static void Print(Dictionary<string, LoadResult> median)
+    {
+        var direct = median["direct"];
+        Console.WriteLine();
+        Console.WriteLine("target        req/s    p50 ms    p99 ms   added p50 ms   errors");
+        foreach (var (name, r) in median)
+        {
+            Console.WriteLine($"{name,-8} {r.RequestsPerSecond,10:N0} {r.P50Ms,9:0.000} {r.P99Ms,9:0.000} {r.P50Ms - direct.P50Ms,14:0.000} {r.Errors,8}");
+        }
+
+        var f = median["faasmon"];
+        var n = median["nginx"];
+        var addedF = f.P50Ms - direct.P50Ms;
+        var addedN = n.P50Ms - direct.P50Ms;
+        Console.WriteLine();
+        Console.WriteLine($"faasmon/nginx throughput: {f.RequestsPerSecond / n.RequestsPerSecond:0.00}×   (goal ≥ 0.90×)");
+        Console.WriteLine($"faasmon/nginx p50:        {f.P50Ms / n.P50Ms:0.00}×   added p50 faasmon {addedF:0.000} ms vs nginx {addedN:0.000} ms (goal: ≤)");
+        Console.WriteLine($"faasmon/nginx p99:        {f.P99Ms / n.P99Ms:0.00}×");
+        Console.WriteLine($"faasmon/direct throughput: {f.RequestsPerSecond / direct.RequestsPerSecond:0.00}×   nginx/direct: {n.RequestsPerSecond / direct.RequestsPerSecond:0.00}×");
+    }
+
+    private static LoadResult Median(List<LoadResult> results) => results.OrderBy(r => r.RequestsPerSecond).ElementAt(results.Count / 2);
+
+    /// <summary>A trivial upstream standing in for the gateway: what is measured is the proxies, not a function.</summary>
+    private static async Task<UpstreamServer> StartUpstreamAsync(CancellationToken ct)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Listen(IPAddress.Loopback, 0);
+            kestrel.Listen(IPAddress.Loopback, 0);
+        });
+        var app = builder.Build();
+        var body = "{\"status\":\"ok\",\"function\":\"echo\"}"u8.ToArray();
+        app.Run(async context =>
+        {
+            context.Response.ContentType = "application/json";
+            context.Response.ContentLength = body.Length;
+            await context.Response.Body.WriteAsync(body, context.RequestAborted);
+        });
+        await app.StartAsync(ct);
+        return new UpstreamServer(app);
+    }
+
+    private static async Task<Uri> StartFaasmonProxyAsync(ChildGroup children, Uri upstream, string work, bool pcap, CancellationToken ct)
+    {
+        var port = FreePort();
+        // The same `faasmon proxy` a user runs, as a child: this very program, through the same runtime.
+        var self = Environment.GetCommandLineArgs()[0];
+        List<string> args = [];
+        if (self.EndsWith(".dll", StringComparison.Ordinal))
+        {
+            args.Add(self);
+        }
+
+        args.AddRange(["proxy", "--listen", $"127.0.0.1:{port}", "--upstream", upstream.ToString(), "--data-dir", Path.Combine(work, "faasmon")]);
+        if (!pcap)
+        {
+            args.Add("--no-pcap");
+        }
+
+        var child = children.Start("faasmon proxy", Environment.ProcessPath!, args, Path.Combine(work, "faasmon.log"));
+        var url = new Uri($"http://127.0.0.1:{port}/");
+        await WaitForPortAsync(child, port, Path.Combine(work, "faasmon.log"), ct);
+        return url;
+    }
+
+    private static async Task<Uri> StartNginxAsync(ChildGroup children, string nginx, Uri upstream, string work, CancellationToken ct)
+    {
+        var port = FreePort();
+        var root = Path.Combine(work, "nginx");
+        Directory.CreateDirectory(root);
+        // As close to FaaSMon's job as nginx gets: keep-alive upstream pool, HTTP/1.1, an access log line per request.
+        var config = $$"""
+            daemon off;
+            master_process on;
+            worker_processes auto;
+            pid {{root}}/nginx.pid;
+            error_log {{root}}/error.log warn;
+            events { worker_connections 4096; }
+            http {
+              access_log {{root}}/access.log;
+              client_body_temp_path {{root}}/client_body;
+              proxy_temp_path {{root}}/proxy;
+              fastcgi_temp_path {{root}}/fastcgi;
+              uwsgi_temp_path {{root}}/uwsgi;
+              scgi_temp_path {{root}}/scgi;
+              upstream gateway { server {{upstream.Host}}:{{upstream.Port}}; keepalive 128; }
+              server {
+                listen 127.0.0.1:{{port}};
+                location / {
+                  proxy_pass http://gateway;
+                  proxy_http_version 1.1;
+                  proxy_set_header Connection "";
+                  proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+                }
+              }
+            }
+            """;
+        var conf = Path.Combine(root, "nginx.conf");
+        await File.WriteAllTextAsync(conf, config, ct);
+        var child = children.Start("nginx", nginx, ["-p", root, "-c", conf, "-e", Path.Combine(root, "error.log")], Path.Combine(root, "stdout.log"));
+        await WaitForPortAsync(child, port, Path.Combine(root, "error.log"), ct);
+        return new Uri($"http://127.0.0.1:{port}/");
+    }
+
+    private static async Task<LoadResult> GenerateAsync(bool useWrk, string? wrk, ChildGroup children, Uri target, TimeSpan duration,
+        int connections, int threads, CancellationToken ct) =>
+        useWrk
+            ? await WrkAsync(wrk!, children, target, duration, connections, threads, ct)
+            : await BuiltInLoadAsync(target, duration, connections, ct);
+
+    private static async Task<LoadResult> WrkAsync(string wrk, ChildGroup children, Uri target, TimeSpan duration, int connections, int threads, CancellationToken ct)
+    {
+        var output = Path.Combine(Path.GetTempPath(), $"faasmon-wrk-{Guid.NewGuid():N}.txt");
+        try
+        {
+            var child = children.Start("wrk", wrk,
+                ["-t", threads.ToString(CultureInfo.InvariantCulture), "-c", connections.ToString(CultureInfo.InvariantCulture),
+                 "-d", $"{(int)duration.TotalSeconds}s", "--latency", target.ToString()], output);
+            await child.WaitForExitAsync(ct);
+            var exitCode = child.ExitCode;
+            await children.ForgetAsync(child);
+            var text = await File.ReadAllTextAsync(output, ct);
+            if (exitCode != 0)
+            {
+                throw new InvalidOperationException($"wrk failed ({exitCode}): {text}");
+            }
+
+            return ParseWrk(text);
+        }
+        finally
+        {
+            File.Delete(output);
+        }
+    }
+
+    internal static LoadResult ParseWrk(string text)
+    {
+        double Percentile(string p) => WrkPercentile().Matches(text).Where(m => m.Groups["p"].Value == p)
+            .Select(m => ToMs(m.Groups["v"].Value, m.Groups["u"].Value)).DefaultIfEmpty(double.NaN).First();
+        var rps = double.Parse(WrkRate().Match(text).Groups["v"].Value, CultureInfo.InvariantCulture);
+        var errors = WrkErrors().Matches(text).Sum(m => long.Parse(m.Groups["n"].Value, CultureInfo.InvariantCulture))
+            + WrkNon2xx().Matches(text).Sum(m => long.Parse(m.Groups["n"].Value, CultureInfo.InvariantCulture));
+        return new LoadResult(rps, Percentile("50"), Percentile("99"), errors);
+
+        static double ToMs(string value, string unit)
+        {
+            var v = double.Parse(value, CultureInfo.InvariantCulture);
+            return unit switch { "us" => v / 1000, "ms" => v, "s" => v * 1000, "m" => v * 60_000, _ => double.NaN };
+        }
+    }
+
+    /// <summary>When wrk is missing: closed-loop keep-alive clients, one per connection, latency of every request kept.</summary>
+    private static async Task<LoadResult> BuiltInLoadAsync(Uri target, TimeSpan duration, int connections, CancellationToken ct)
+    {
+        using var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = connections, UseProxy = false });
+        var deadline = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+        long errors = 0;
+        var started = Stopwatch.GetTimestamp();
+        var perWorker = await Task.WhenAll(Enumerable.Range(0, connections).Select(async _ =>
+        {
+            List<double> latencies = new(4096);
+            var buffer = new byte[16 * 1024];
+            while (Stopwatch.GetTimestamp() < deadline && !ct.IsCancellationRequested)
+            {
+                var t0 = Stopwatch.GetTimestamp();
+                try
+                {
+                    using var response = await client.GetAsync(target, HttpCompletionOption.ResponseHeadersRead, ct);
+                    await using var stream = await response.Content.ReadAsStreamAsync(ct);
+                    while (await stream.ReadAsync(buffer, ct) > 0)
+                    {
+                    }
+
+                    if ((int)response.StatusCode >= 400)
+                    {
+                        Interlocked.Increment(ref errors);
+                    }
+                }
+                catch (HttpRequestException)
+                {
+                    Interlocked.Increment(ref errors);
+                }
+
+                latencies.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+            }
+
+            return latencies;
+        }));
+        var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        var all = perWorker.SelectMany(l => l).Order().ToArray();
+        return all.Length == 0
+            ? new LoadResult(0, double.NaN, double.NaN, errors)
+            : new LoadResult(all.Length / elapsed, all[(int)(all.Length * 0.50)], all[Math.Min(all.Length - 1, (int)(all.Length * 0.99))], errors);
+    }
+
+    private static async Task<string> FaasmonCountersAsync(Uri faasmon, CancellationToken ct)
+    {
+        using var client = new HttpClient();
+        var metrics = await client.GetStringAsync(new Uri(faasmon, "/metrics"), ct);
+        var lines = metrics.Split('\n').Where(l => l.StartsWith("faasmon_", StringComparison.Ordinal))
+            .Select(l => Regex.Replace(l, "otel_scope_name=\"[^\"]*\",?", "").Replace("{}", "", StringComparison.Ordinal));
+        return "faasmon proxy counters: " + string.Join("; ", lines);
+    }
+
+    private static async Task WaitForPortAsync(Process child, int port, string log, CancellationToken ct)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (child.HasExited)
+            {
+                throw new InvalidOperationException($"{child.StartInfo.FileName} exited ({child.ExitCode}): {(File.Exists(log) ? await File.ReadAllTextAsync(log, ct) : "")}");
+            }
+
+            try
+            {
+                using var socket = new TcpClient();
+                await socket.ConnectAsync(IPAddress.Loopback, port, ct);
+                return;
+            }
+            catch (SocketException)
+            {
+                await Task.Delay(100, ct);
+            }
+        }
+
+        throw new TimeoutException($"{child.StartInfo.FileName} did not listen on 127.0.0.1:{port} within 30 s");
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private static string? FindExecutable(string name) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin:/bin").Split(':').Append("/usr/sbin").Append("/sbin")
+            .Select(dir => Path.Combine(dir, name)).FirstOrDefault(File.Exists);
+
+    private static string NginxVersion(string nginx)
+    {
+        using var p = Process.Start(new ProcessStartInfo(nginx, ["-v"]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
+        var text = p.StandardError.ReadToEnd().Trim();
+        p.WaitForExit();
+        return text.Replace("nginx version: nginx/", "", StringComparison.Ordinal);
+    }
+
+    [GeneratedRegex(@"^\s+(?<p>50|75|90|99)%\s+(?<v>[\d.]+)(?<u>us|ms|s|m)\s*$", RegexOptions.Multiline)]
+    private static partial Regex WrkPercentile();
+
+    [GeneratedRegex(@"Requests/sec:\s+(?<v>[\d.]+)")]
+    private static partial Regex WrkRate();
+
+    [GeneratedRegex(@"(?:connect|read|write|timeout) (?<n>\d+)")]
+    private static partial Regex WrkErrors();
+
+    [GeneratedRegex(@"Non-2xx or 3xx responses: (?<n>\d+)")]
+    private static partial Regex WrkNon2xx();
+
+    internal sealed record LoadResult(double RequestsPerSecond, double P50Ms, double P99Ms, long Errors);
+
+    private sealed class UpstreamServer(WebApplication app) : IAsyncDisposable
+    {
+        public static implicit operator Uri(UpstreamServer server) => server.First;
+
+        /// <summary>The port for direct and nginx runs.</summary>
+        public Uri First => Address(0);
+
+        /// <summary>The same server on a second port, for FaaSMon's proxy.</summary>
+        public Uri Second => Address(1);
+
+        private Uri Address(int index) =>
+            new(app.Urls.Order(StringComparer.Ordinal).ElementAt(index).Replace("localhost", "127.0.0.1", StringComparison.Ordinal) + "/");
+
+        public override string ToString() => ((Uri)this).ToString();
+
+        public async ValueTask DisposeAsync()
+        {
+            await app.StopAsync();
+            await app.DisposeAsync();
+        }
+    }
+
+    /// <summary>
+    /// Children started without a shell, each through setsid so it leads its own process group; the whole group is
+    /// signalled (TERM, then KILL) when the bench ends, fails or is interrupted. Never killed by name.
+    /// </summary>
+    private sealed class ChildGroup : IAsyncDisposable
+    {
+        private const int SigTerm = 15;
+        private const int SigKill = 9;
+        private readonly List<Process> _children = [];
+        private readonly Dictionary<Process, Task> _outputs = [];
+
+        public Process Start(string what, string executable, IEnumerable<string> args, string outputFile)
+        {
+            var setsid = FindExecutable("setsid") ?? throw new InvalidOperationException("setsid (util-linux) is needed to give children their own process group");
+            var info = new ProcessStartInfo(setsid) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
+            info.ArgumentList.Add(executable);
+            foreach (var a in args)
+            {
+                info.ArgumentList.Add(a);
+            }
+
+            var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {what}");
+            lock (_children)
+            {
+                _children.Add(process);
+            }
+
+            var sink = new StreamWriter(outputFile) { AutoFlush = true };
+            var copy = Task.WhenAll(
+                process.StandardOutput.BaseStream.CopyToAsync(sink.BaseStream),
+                process.StandardError.BaseStream.CopyToAsync(sink.BaseStream));
+            lock (_children)
+            {
+                _outputs[process] = copy.ContinueWith(_ => sink.Dispose(), TaskScheduler.Default);
+            }
+
+            return process;
+        }
+
+        /// <summary>A child that exited by itself: its output is complete once this returns.</summary>
+        public async Task ForgetAsync(Process process)
+        {
+            Task output;
+            lock (_children)
+            {
+                _children.Remove(process);
+                _outputs.Remove(process, out output!);
+            }
+
+            await output;
+            process.Dispose();
+        }
+
+        public void KillAll()
+        {
+            lock (_children)
+            {
+                foreach (var p in _children.Where(p => !p.HasExited))
+                {
+                    _ = Kill(-p.Id, SigKill);
+                }
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            Process[] children;
+            lock (_children)
+            {
+                children = [.. _children];
+                _children.Clear();
+            }
+
+            foreach (var p in children.Where(p => !p.HasExited))
+            {
+                _ = Kill(-p.Id, SigTerm); // setsid made the child its group's leader: pgid == pid
+            }
+
+            foreach (var p in children)
+            {
+                using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                try
+                {
+                    await p.WaitForExitAsync(grace.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    _ = Kill(-p.Id, SigKill);
+                    await p.WaitForExitAsync(CancellationToken.None);
+                }
+
+                p.Dispose();
+            }
+        }
+
+        // DllImport rather than LibraryImport: the generated stub needs AllowUnsafeBlocks, which this project does not set.
+#pragma warning disable SYSLIB1054
+        [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+        private static extern int Kill(int pid, int signal);
+#pragma warning restore SYSLIB1054
+    }
+}
