@@ -30,7 +30,10 @@ internal sealed partial class NdjsonRecordWriter<T>(
         return base.StartAsync(cancellationToken);
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    // A thread of its own with synchronous file writes, so that writing never holds a thread-pool thread.
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) => DedicatedThread.Run($"faasmon-{prefix}", () => Write(stoppingToken));
+
+    private void Write(CancellationToken stoppingToken)
     {
         var reader = _subscription!.Reader;
         FileStream? file = null;
@@ -38,17 +41,15 @@ internal sealed partial class NdjsonRecordWriter<T>(
         Utf8JsonWriter? json = null;
         try
         {
-            while (await reader.WaitToReadAsync(stoppingToken))
+            while (reader.WaitToReadAsync(stoppingToken).AsTask().GetAwaiter().GetResult())
             {
                 while (reader.TryRead(out var record))
                 {
                     var path = Path.Combine(directory, $"{prefix}-{DateTime.UtcNow:yyyyMMdd-HH}.ndjson");
                     if (path != currentPath)
                     {
-                        if (file is not null)
-                        {
-                            await file.DisposeAsync();
-                        }
+                        json?.Dispose();
+                        file?.Dispose();
 
                         file = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read, 64 * 1024, useAsync: false);
                         json = new Utf8JsonWriter(file);
@@ -75,15 +76,8 @@ internal sealed partial class NdjsonRecordWriter<T>(
         }
         finally
         {
-            if (json is not null)
-            {
-                await json.DisposeAsync();
-            }
-
-            if (file is not null)
-            {
-                await file.DisposeAsync();
-            }
+            json?.Dispose();
+            file?.Dispose();
         }
     }
 
@@ -95,4 +89,31 @@ internal sealed partial class NdjsonRecordWriter<T>(
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Cannot write records to {Path}; records are dropped (and counted) from now on")]
     private static partial void LogWriteFailed(ILogger logger, string path, Exception ex);
+}
+
+/// <summary>Runs blocking work on a background thread of its own; the task completes when the work returns.</summary>
+internal static class DedicatedThread
+{
+    public static Task Run(string name, Action work)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                work();
+                done.SetResult();
+            }
+            catch (Exception ex)
+            {
+                done.SetException(ex);
+            }
+        })
+        {
+            IsBackground = true,
+            Name = name,
+        };
+        thread.Start();
+        return done.Task;
+    }
 }

@@ -66,7 +66,7 @@ public sealed class PcapOptions
     public int MaxSliceBytes { get; set; } = 1024 * 1024;
 
     /// <summary>Packets waiting between the capture thread and the writer before further ones are dropped (and counted).</summary>
-    public int QueueCapacity { get; set; } = 65536;
+    public int QueueCapacity { get; set; } = 262144;
 
     public int Snaplen { get; set; } = 65535;
 }

@@ -17,6 +17,9 @@ internal sealed class InvocationSlice(string? callId, string? traceId, string? s
     public bool Closed { get; set; }
     public long LastSeenTicks { get; set; }
 
+    /// <summary>When the proxy finished this invocation (UTC ticks), 0 while it is still running.</summary>
+    public long CompletedTicks { get; set; }
+
     internal sealed class FlowCounters(DateTimeOffset first)
     {
         public long Packets;
@@ -25,9 +28,9 @@ internal sealed class InvocationSlice(string? callId, string? traceId, string? s
         public DateTimeOffset Last = first;
     }
 
-    public IEnumerable<PacketFlow> ToFlows(string? sliceFile) => Flows.Select(f => new PacketFlow(
+    public IEnumerable<PacketFlow> ToFlows(SliceLocation? slice) => Flows.Select(f => new PacketFlow(
         CallId, TraceId, SpanId, "tcp", f.Key.Source.AddressText(), f.Key.Source.Port, f.Key.Destination.AddressText(), f.Key.Destination.Port,
-        f.Value.Packets, f.Value.Bytes, f.Value.First, f.Value.Last, sliceFile));
+        f.Value.Packets, f.Value.Bytes, f.Value.First, f.Value.Last, slice?.File, slice?.Offset ?? 0, slice?.Length ?? 0));
 }
 
 /// <summary>
@@ -45,6 +48,10 @@ internal sealed class InvocationPacketMatcher(int upstreamPort, int maxSliceByte
 
     private readonly Dictionary<(TcpEndpoint Client, TcpEndpoint Server), Connection> _connections = [];
     private readonly List<InvocationSlice> _open = [];
+    private readonly Dictionary<string, InvocationSlice> _openBySpan = new(StringComparer.Ordinal);
+
+    // Invocations the proxy finished before their request packets were matched (capture runs behind the proxy).
+    private readonly Dictionary<string, long> _completedEarly = new(StringComparer.Ordinal);
     private long _bufferedBytes;
 
     public long Unmatched { get; private set; }
@@ -100,9 +107,17 @@ internal sealed class InvocationPacketMatcher(int upstreamPort, int maxSliceByte
         {
             if (payloadLength > 0 && RequestHead.TryRead(tcp.Payload, out var head))
             {
-                slice = new InvocationSlice(head.CallId, head.TraceId, head.SpanId);
+                slice = new InvocationSlice(head.CallId, head.TraceId, head.SpanId) { LastSeenTicks = nowTicks };
                 connection.Open(tcp.Sequence, slice);
                 _open.Add(slice);
+                if (head.SpanId is not null)
+                {
+                    _openBySpan[head.SpanId] = slice;
+                    if (_completedEarly.Remove(head.SpanId, out var completed))
+                    {
+                        slice.CompletedTicks = completed;
+                    }
+                }
             }
             else
             {
@@ -158,22 +173,57 @@ internal sealed class InvocationPacketMatcher(int upstreamPort, int maxSliceByte
     public static long CaptureTicks(PosixTimeval time) =>
         DateTime.UnixEpoch.Ticks + ((long)time.Seconds * TimeSpan.TicksPerSecond) + ((long)time.MicroSeconds * TimeSpan.TicksPerMicrosecond);
 
-    /// <summary>Slices with no packet for <paramref name="idleTicks"/> of capture time (all of them when null): ready to be written.</summary>
-    public List<InvocationSlice> TakeIdle(long nowTicks, long? idleTicks)
+    /// <summary>The proxy finished the invocation with this span: its slice may close once its packets go quiet.</summary>
+    public void Complete(string spanId, long endTicks)
+    {
+        if (_openBySpan.TryGetValue(spanId, out var slice))
+        {
+            slice.CompletedTicks = endTicks;
+        }
+        else if (_completedEarly.Count < MaxConnections * 4)
+        {
+            _completedEarly[spanId] = endTicks;
+        }
+    }
+
+    /// <summary>
+    /// Slices ready to be written (all of them when <paramref name="idleTicks"/> is null): the proxy finished the
+    /// invocation and no packet of it came for <paramref name="idleTicks"/> since, or nothing came for
+    /// <paramref name="maxOpenTicks"/> (a record that never arrived must not keep a slice forever). Times are capture-clock.
+    /// </summary>
+    public List<InvocationSlice> TakeIdle(long nowTicks, long? idleTicks, long maxOpenTicks = long.MaxValue)
     {
         List<InvocationSlice> done = [];
         _open.RemoveAll(s =>
         {
-            if (idleTicks is { } idle && nowTicks - s.LastSeenTicks < idle)
+            if (idleTicks is { } idle)
             {
-                return false;
+                var quiet = nowTicks - Math.Max(s.LastSeenTicks, s.CompletedTicks);
+                var finished = s.CompletedTicks != 0 && quiet >= idle;
+                if (!finished && nowTicks - s.LastSeenTicks < maxOpenTicks)
+                {
+                    return false;
+                }
             }
 
             s.Closed = true;
+            if (s.SpanId is not null)
+            {
+                _openBySpan.Remove(s.SpanId);
+            }
+
             _bufferedBytes -= s.BufferedBytes;
             done.Add(s);
             return true;
         });
+
+        if (idleTicks is not null && _completedEarly.Count > 0)
+        {
+            foreach (var stale in _completedEarly.Where(c => nowTicks - c.Value > maxOpenTicks).Select(c => c.Key).ToList())
+            {
+                _completedEarly.Remove(stale);
+            }
+        }
 
         if (idleTicks is { } connectionIdle)
         {

@@ -20,6 +20,7 @@ internal sealed partial class PcapRecorder(
     ProxyMetrics metrics,
     CaptureStatus status,
     RecordStream<PacketFlow> flows,
+    RecordStream<InvocationRecord> records,
     ILogger<PcapRecorder> logger) : BackgroundService
 {
     private static readonly TimeSpan SweepInterval = TimeSpan.FromMilliseconds(100);
@@ -28,6 +29,7 @@ internal sealed partial class PcapRecorder(
     private static readonly TimeSpan DeliverySlack = TimeSpan.FromMilliseconds(300);
     private readonly ProxyOptions _options = options.Value;
     private Channel<RawCapture>? _queue;
+    private RecordStream<InvocationRecord>.Subscription? _completions;
     private LibPcapLiveDevice? _device;
 
     public string CaptureDirectory => Path.Combine(_options.DataDirectory, "pcap");
@@ -71,6 +73,8 @@ internal sealed partial class PcapRecorder(
         }
 
         Directory.CreateDirectory(CaptureDirectory);
+        // Finished invocations tell the matcher when a slice may close: a slow upstream answer must not be cut off.
+        _completions = records.Subscribe("pcap-slices", Math.Max(pcap.QueueCapacity / 4, 1024));
         _device = device;
         device.OnPacketArrival += OnPacketArrival;
         device.StartCapture();
@@ -91,19 +95,20 @@ internal sealed partial class PcapRecorder(
         }
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        // Written on a dedicated thread: libpcap's dump calls are blocking file I/O.
-        await Task.Factory.StartNew(() => Drain(stoppingToken), stoppingToken, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
-    }
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        // A thread of its own, waiting synchronously: libpcap's dump calls and the slice files are blocking I/O, and on
+        // a thread-pool thread they starved the pool that serves requests (seconds-long tail latencies on 2 cores).
+        DedicatedThread.Run("faasmon-pcap", () => Drain(stoppingToken));
 
-    private async Task Drain(CancellationToken stoppingToken)
+    private void Drain(CancellationToken stoppingToken)
     {
         var pcap = _options.Pcap;
         var matcher = new InvocationPacketMatcher(_options.Upstream!.Port, pcap.MaxSliceBytes, 256L * 1024 * 1024);
         using var rotating = new RotatingPcapWriter(CaptureDirectory, _device!.LinkType, pcap.Snaplen, pcap.RotateBytes, pcap.MaxFiles);
-        var slices = new SliceWriter(Path.Combine(CaptureDirectory, "slices"), _device.LinkType, pcap.Snaplen);
+        using var slices = new SliceBundleWriter(Path.Combine(CaptureDirectory, "slices"), _device.LinkType, pcap.Snaplen, pcap.RotateBytes, pcap.MaxFiles);
         var idleTicks = pcap.SliceIdleTimeout.Ticks;
+        var maxOpenTicks = (_options.UpstreamTimeout + pcap.SliceIdleTimeout).Ticks;
+        var completions = _completions!.Reader;
         var reader = _queue!.Reader;
         var lastSweep = Stopwatch.GetTimestamp();
         try
@@ -131,7 +136,13 @@ internal sealed partial class PcapRecorder(
                     var captureNow = reader.Count == 0
                         ? Math.Max(matcher.LatestCaptureTicks, DateTime.UtcNow.Ticks - DeliverySlack.Ticks)
                         : matcher.LatestCaptureTicks;
-                    Flush(matcher.TakeIdle(captureNow, idleTicks), slices);
+                    while (completions.TryRead(out var finished))
+                    {
+                        matcher.Complete(finished.SpanId, finished.EndUtc.UtcTicks);
+                    }
+
+                    Flush(matcher.TakeIdle(captureNow, idleTicks, maxOpenTicks), slices);
+                    rotating.Flush();
                     ReadKernelDrops();
                 }
 
@@ -140,8 +151,9 @@ internal sealed partial class PcapRecorder(
                     continue;
                 }
 
-                var wait = reader.WaitToReadAsync(stoppingToken).AsTask();
-                if (await Task.WhenAny(wait, Task.Delay(SweepInterval, stoppingToken)) == wait && !await wait)
+                // StopAsync completes the queue, which ends this wait; the token is the backstop.
+                var wait = reader.WaitToReadAsync(CancellationToken.None).AsTask();
+                if ((wait.Wait((int)SweepInterval.TotalMilliseconds, CancellationToken.None) && !wait.Result) || stoppingToken.IsCancellationRequested)
                 {
                     break;
                 }
@@ -166,25 +178,37 @@ internal sealed partial class PcapRecorder(
         }
     }
 
-    private void Flush(List<InvocationSlice> done, SliceWriter writer)
+    private void Flush(List<InvocationSlice> done, SliceBundleWriter writer)
     {
-        foreach (var slice in done)
+        if (done.Count == 0)
         {
-            string? file = null;
-            if (slice.SpanId is not null && slice.Packets.Count > 0)
+            return;
+        }
+
+        var locations = new SliceLocation?[done.Count];
+        try
+        {
+            for (var i = 0; i < done.Count; i++)
             {
-                try
+                if (done[i].SpanId is not null && done[i].Packets.Count > 0)
                 {
-                    file = writer.Write(slice);
+                    locations[i] = writer.Write(done[i]);
                     metrics.SliceWritten();
-                }
-                catch (Exception ex) when (ex is IOException or PcapException or UnauthorizedAccessException)
-                {
-                    LogSliceFailed(logger, slice.SpanId, ex);
                 }
             }
 
-            foreach (var flow in slice.ToFlows(file))
+            // Readable before anyone hears of it.
+            writer.Flush();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            LogSliceFailed(logger, writer.CurrentFile ?? CaptureDirectory, ex);
+            Array.Clear(locations);
+        }
+
+        for (var i = 0; i < done.Count; i++)
+        {
+            foreach (var flow in done[i].ToFlows(locations[i]))
             {
                 flows.Publish(flow);
             }
@@ -221,6 +245,7 @@ internal sealed partial class PcapRecorder(
         }
 
         _queue?.Writer.TryComplete();
+        _completions?.Dispose();
         status.Stopped(null);
         await base.StopAsync(cancellationToken);
         _device?.Close();
@@ -236,69 +261,104 @@ internal sealed partial class PcapRecorder(
     [LoggerMessage(Level = LogLevel.Information, Message = "Capturing on {Interface} with filter '{Filter}' into {Directory}")]
     private static partial void LogCapturing(ILogger logger, string @interface, string filter, string directory);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not write the pcap slice of span {SpanId}")]
-    private static partial void LogSliceFailed(ILogger logger, string spanId, Exception ex);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not write pcap slices to {Path}; their flows are published without a slice")]
+    private static partial void LogSliceFailed(ILogger logger, string path, Exception ex);
 }
 
 /// <summary>Capture files that roll over by size, keeping the newest few.</summary>
 internal sealed class RotatingPcapWriter(string directory, LinkLayers linkType, int snaplen, long rotateBytes, int maxFiles) : IDisposable
 {
-    private CaptureFileWriterDevice? _writer;
-    private long _bytes;
+    private PcapFileWriter? _writer;
     private int _sequence;
 
     public string? CurrentFile { get; private set; }
 
     public void Write(RawCapture raw)
     {
-        if (_writer is null || _bytes >= rotateBytes)
+        if (_writer is null || _writer.Length >= rotateBytes)
         {
             Rotate();
         }
 
         _writer!.Write(raw);
-        _bytes += 16 + raw.Data.Length;
     }
 
+    /// <summary>Makes what was captured readable by others (called when the capture goes quiet and at each sweep).</summary>
+    public void Flush() => _writer?.Flush();
 
     private void Rotate()
     {
-        _writer?.Close();
+        _writer?.Dispose();
         CurrentFile = Path.Combine(directory, $"capture-{DateTime.UtcNow:yyyyMMdd-HHmmss}-{_sequence++:D4}.pcap");
-        _writer = new CaptureFileWriterDevice(CurrentFile, FileMode.Create);
-        _writer.Open(new DeviceConfiguration { LinkLayerType = linkType, Snaplen = snaplen });
-        _bytes = 24;
+        _writer = new PcapFileWriter(CurrentFile, (int)linkType, snaplen, 1024 * 1024);
         foreach (var old in Directory.GetFiles(directory, "capture-*.pcap").Order(StringComparer.Ordinal).SkipLast(maxFiles))
         {
             File.Delete(old);
         }
     }
 
-    public void Dispose() => _writer?.Close();
+    public void Dispose() => _writer?.Dispose();
 }
 
-/// <summary>One pcap file per invocation: <c>slices/yyyyMMdd-HH/SPANID.pcap</c> (the span id is unique per hop, the call id is not).</summary>
-internal sealed class SliceWriter(string directory, LinkLayers linkType, int snaplen)
+/// <summary>Where one invocation's slice is: a byte range of packet records in a bundle file.</summary>
+internal sealed record SliceLocation(string File, long Offset, long Length);
+
+/// <summary>
+/// Per-invocation slices, each invocation's packets written contiguously into size-rotated bundle files
+/// (<c>slices/slices-yyyyMMdd-HHmmss-NNNN.pcap</c>). One file per invocation was the first design; this disk creates
+/// only a few thousand files a second, fewer than the invocations a busy gateway serves.
+/// </summary>
+internal sealed class SliceBundleWriter(string directory, LinkLayers linkType, int snaplen, long rotateBytes, int maxFiles) : IDisposable
 {
-    public string Write(InvocationSlice slice)
+    private PcapFileWriter? _writer;
+    private int _sequence;
+
+    public string? CurrentFile { get; private set; }
+
+    public SliceLocation Write(InvocationSlice slice)
     {
-        var folder = Path.Combine(directory, DateTime.UtcNow.ToString("yyyyMMdd-HH", System.Globalization.CultureInfo.InvariantCulture));
-        Directory.CreateDirectory(folder);
-        var path = Path.Combine(folder, $"{slice.SpanId}.pcap");
-        var writer = new CaptureFileWriterDevice(path, FileMode.Create);
-        try
+        if (_writer is null || _writer.Length >= rotateBytes)
         {
-            writer.Open(new DeviceConfiguration { LinkLayerType = linkType, Snaplen = snaplen });
-            foreach (var packet in slice.Packets)
-            {
-                writer.Write(packet);
-            }
-        }
-        finally
-        {
-            writer.Close();
+            Rotate();
         }
 
-        return path;
+        var start = _writer!.Length;
+        foreach (var packet in slice.Packets)
+        {
+            _writer.Write(packet);
+        }
+
+        return new SliceLocation(CurrentFile!, start - 24, _writer.Length - start);
+    }
+
+    public void Flush() => _writer?.Flush();
+
+    private void Rotate()
+    {
+        _writer?.Dispose();
+        Directory.CreateDirectory(directory);
+        CurrentFile = Path.Combine(directory, $"slices-{DateTime.UtcNow:yyyyMMdd-HHmmss}-{_sequence++:D4}.pcap");
+        _writer = new PcapFileWriter(CurrentFile, (int)linkType, snaplen, 1024 * 1024);
+        foreach (var old in Directory.GetFiles(directory, "slices-*.pcap").Order(StringComparer.Ordinal).SkipLast(maxFiles))
+        {
+            File.Delete(old);
+        }
+    }
+
+    public void Dispose() => _writer?.Dispose();
+}
+
+/// <summary>Reads an invocation's slice back as a standalone pcap file.</summary>
+public static class PcapSlices
+{
+    public static byte[] Read(FaaSMon.Core.PacketFlow flow)
+    {
+        ArgumentNullException.ThrowIfNull(flow.SliceFile, nameof(flow));
+        using var file = new FileStream(flow.SliceFile, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        var bytes = new byte[24 + flow.SliceLength];
+        file.ReadExactly(bytes, 0, 24);
+        file.Position = 24 + flow.SliceOffset;
+        file.ReadExactly(bytes, 24, (int)flow.SliceLength);
+        return bytes;
     }
 }

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text;
 using FaaSMon.Core;
+using FaaSMon.Proxy.Pcap;
 
 namespace FaaSMon.Proxy.Tests;
 
@@ -63,24 +64,26 @@ public sealed class LoadTests
         var wrong = all.Where(r =>
         {
             var flow = sliceBySpan[r.SpanId];
-            return flow.CallId != r.CallId || File.ReadAllBytes(flow.SliceFile!).AsSpan().IndexOf(Encoding.ASCII.GetBytes(r.CallId)) < 0;
+            return flow.CallId != r.CallId || PcapSlices.Read(flow).AsSpan().IndexOf(Encoding.ASCII.GetBytes(r.CallId)) < 0;
         }).ToList();
         Assert.Empty(wrong);
 
         // Each slice holds request and response (both directions of a pooled upstream connection), and nobody else's call id.
-        var withoutResponse = all.Where(r => !Encoding.Latin1.GetString(File.ReadAllBytes(sliceBySpan[r.SpanId].SliceFile!))
+        var withoutResponse = all.Where(r => !Encoding.Latin1.GetString(PcapSlices.Read(sliceBySpan[r.SpanId]))
             .Contains($"body=request {r.Path["/function/echo/".Length..]}", StringComparison.Ordinal)).Select(r => r.Path).ToList();
         Assert.True(withoutResponse.Count == 0, $"{withoutResponse.Count} slices lack their response, e.g. {string.Join(", ", withoutResponse.Take(5))}");
         var sample = all.Take(200).ToList();
         foreach (var r in sample)
         {
-            var text = Encoding.Latin1.GetString(File.ReadAllBytes(sliceBySpan[r.SpanId].SliceFile!));
+            var text = Encoding.Latin1.GetString(PcapSlices.Read(sliceBySpan[r.SpanId]));
             Assert.DoesNotContain(sample, o => o.CallId != r.CallId && text.Contains(o.CallId, StringComparison.Ordinal));
         }
 
         // The slices are real pcap files: libpcap reads them and PacketDotNet finds the request in a TCP segment.
         var first = all[0];
-        using (var reader = new SharpPcap.LibPcap.CaptureFileReaderDevice(sliceBySpan[first.SpanId].SliceFile!))
+        var standalone = Path.Combine(proxy.DataDirectory, "one-slice.pcap");
+        File.WriteAllBytes(standalone, PcapSlices.Read(sliceBySpan[first.SpanId]));
+        using (var reader = new SharpPcap.LibPcap.CaptureFileReaderDevice(standalone))
         {
             reader.Open(new SharpPcap.DeviceConfiguration());
             var found = false;

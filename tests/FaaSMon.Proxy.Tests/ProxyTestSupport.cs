@@ -160,7 +160,11 @@ public sealed class ProxyUnderTest : IAsyncDisposable
         }
         finally
         {
-            if (Environment.GetEnvironmentVariable("KEEP") is null) TestState.Delete(DataDirectory);
+            // FAASMON_KEEP_TEST_STATE=1 keeps captures and records for a look after a failure.
+            if (Environment.GetEnvironmentVariable("FAASMON_KEEP_TEST_STATE") is null)
+            {
+                TestState.Delete(DataDirectory);
+            }
         }
     }
 }
