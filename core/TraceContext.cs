@@ -1,5 +1,4 @@
 using System.Diagnostics.CodeAnalysis;
-using System.Security.Cryptography;
 
 namespace FaaSMon.Core;
 
@@ -76,7 +75,10 @@ public readonly record struct TraceParent(string TraceId, string SpanId, byte Fl
     private static bool IsAllZero(ReadOnlySpan<char> s) => !s.ContainsAnyExcept('0');
 }
 
-/// <summary>Random W3C ids: never all zeroes, lowercase hex.</summary>
+/// <summary>
+/// Random W3C ids: never all zeroes, lowercase hex. W3C asks for randomness, not secrecy, so a fast PRNG is used, as
+/// .NET's own ActivitySpanId does; a cryptographic generator cost a system call on every hop.
+/// </summary>
 public static class TraceIds
 {
     public static string NewTraceId() => NewHex(16);
@@ -89,7 +91,7 @@ public static class TraceIds
         var id = buffer[..bytes];
         do
         {
-            RandomNumberGenerator.Fill(id);
+            Random.Shared.NextBytes(id);
         }
         while (!id.ContainsAnyExcept((byte)0));
 

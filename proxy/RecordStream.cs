@@ -71,7 +71,7 @@ public sealed class RecordStream<T>(string kind, int defaultCapacity)
 
         foreach (var s in subs)
         {
-            if (!s.Writer.TryWrite(record))
+            if (!s.TryWrite(record))
             {
                 Interlocked.Increment(ref s.DroppedCount);
                 Dropped?.Invoke(s.Name);
@@ -87,10 +87,14 @@ public sealed class RecordStream<T>(string kind, int defaultCapacity)
         }
     }
 
+    /// <summary>
+    /// One subscriber's bounded queue. Lock-free on the request path (a ConcurrentQueue and a counter): a locked
+    /// channel, written by every request thread and read by the subscriber, showed up as lock contention on 2 cores.
+    /// </summary>
     public sealed class Subscription : IDisposable
     {
-        private readonly Channel<T> _channel;
         private readonly RecordStream<T> _owner;
+        private readonly PolledReader _reader;
         internal long DroppedCount;
 
         internal Subscription(RecordStream<T> owner, string name, int capacity)
@@ -98,30 +102,99 @@ public sealed class RecordStream<T>(string kind, int defaultCapacity)
             _owner = owner;
             Name = name;
             Capacity = capacity;
-            _channel = Channel.CreateBounded<T>(new BoundedChannelOptions(capacity)
-            {
-                FullMode = BoundedChannelFullMode.Wait, // with TryWrite: refuse when full, so we can count it
-                SingleReader = true,
-                SingleWriter = false,
-            });
+            _reader = new PolledReader(capacity);
         }
 
         public string Name { get; }
 
         public int Capacity { get; }
 
-        public ChannelReader<T> Reader => _channel.Reader;
+        public ChannelReader<T> Reader => _reader;
 
         public long Dropped => Interlocked.Read(ref DroppedCount);
 
-        public int Pending => _channel.Reader.Count;
+        public int Pending => _reader.Count;
 
-        internal ChannelWriter<T> Writer => _channel.Writer;
+        internal bool TryWrite(T item) => _reader.TryWrite(item);
 
         public void Dispose()
         {
             _owner.Remove(this);
-            _channel.Writer.TryComplete();
+            _reader.Complete();
+        }
+    }
+
+    /// <summary>A bounded single-consumer queue read as a channel; waiting readers poll briefly instead of being signalled.</summary>
+    private sealed class PolledReader(int capacity) : ChannelReader<T>
+    {
+        private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(5);
+        private readonly System.Collections.Concurrent.ConcurrentQueue<T> _queue = new();
+        private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _count;
+        private volatile bool _completed;
+
+        public override bool CanCount => true;
+
+        public override int Count => Volatile.Read(ref _count);
+
+        public override Task Completion => _completion.Task;
+
+        public bool TryWrite(T item)
+        {
+            if (_completed || Interlocked.Increment(ref _count) > capacity)
+            {
+                if (!_completed)
+                {
+                    Interlocked.Decrement(ref _count);
+                }
+
+                return false;
+            }
+
+            _queue.Enqueue(item);
+            return true;
+        }
+
+        public void Complete()
+        {
+            _completed = true;
+            CompleteIfDrained();
+        }
+
+        public override bool TryRead([System.Diagnostics.CodeAnalysis.MaybeNullWhen(false)] out T item)
+        {
+            if (_queue.TryDequeue(out item))
+            {
+                Interlocked.Decrement(ref _count);
+                return true;
+            }
+
+            CompleteIfDrained();
+            return false;
+        }
+
+        public override async ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default)
+        {
+            while (_queue.IsEmpty)
+            {
+                if (_completed)
+                {
+                    CompleteIfDrained();
+                    return false;
+                }
+
+                await Task.Delay(PollInterval, cancellationToken);
+            }
+
+            return true;
+        }
+
+        private void CompleteIfDrained()
+        {
+            if (_completed && _queue.IsEmpty)
+            {
+                _completion.TrySetResult();
+            }
         }
     }
 }

@@ -151,12 +151,14 @@ internal sealed partial class PcapRecorder(
                     continue;
                 }
 
-                // StopAsync completes the queue, which ends this wait; the token is the backstop.
-                var wait = reader.WaitToReadAsync(CancellationToken.None).AsTask();
-                if ((wait.Wait((int)SweepInterval.TotalMilliseconds, CancellationToken.None) && !wait.Result) || stoppingToken.IsCancellationRequested)
+                // StopAsync completes the queue; the token is the backstop. A short sleep rather than a blocking wait,
+                // which spins first and cost the requests CPU (libpcap hands packets over in blocks anyway).
+                if (reader.Completion.IsCompleted || stoppingToken.IsCancellationRequested)
                 {
                     break;
                 }
+
+                Thread.Sleep(10);
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
