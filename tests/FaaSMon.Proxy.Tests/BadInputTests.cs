@@ -74,6 +74,14 @@ public sealed class BadInputTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AnOversizedRequestLineIs414()
+    {
+        using var response = await _proxy.Client.GetAsync($"/function/echo?q={new string('q', 10 * 1024)}");
+        Assert.Equal(HttpStatusCode.RequestUriTooLong, response.StatusCode);
+        await AssertStillServes();
+    }
+
+    [Fact]
     public async Task AnOversizedBodyIs413()
     {
         using var response = await _proxy.Client.PostAsync("/function/echo", new ByteArrayContent(new byte[2 * 1024 * 1024]));
