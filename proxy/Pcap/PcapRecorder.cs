@@ -96,9 +96,37 @@ internal sealed partial class PcapRecorder(
     }
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        // A thread of its own, waiting synchronously: libpcap's dump calls and the slice files are blocking I/O, and on
-        // a thread-pool thread they starved the pool that serves requests (seconds-long tail latencies on 2 cores).
-        DedicatedThread.Run("faasmon-pcap", () => Drain(stoppingToken));
+        // A thread of its own, waiting synchronously: the capture and slice files are blocking I/O, and on a
+        // thread-pool thread they starved the pool that serves requests (seconds-long tail latencies on 2 cores).
+        DedicatedThread.Run("faasmon-pcap", () =>
+        {
+            try
+            {
+                Drain(stoppingToken);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // Fail-open: a full or broken disk must not take the proxy down. Capture counts as stopped (so
+                // /healthz and fail-closed mode see it) and what is still captured is dropped and counted.
+                LogCaptureFailed(logger, CaptureDirectory, ex);
+                status.Stopped($"writing captures failed: {ex.Message}");
+                DiscardUntilStopped(stoppingToken);
+            }
+        });
+
+    private void DiscardUntilStopped(CancellationToken stoppingToken)
+    {
+        var reader = _queue!.Reader;
+        while (!reader.Completion.IsCompleted && !stoppingToken.IsCancellationRequested)
+        {
+            while (reader.TryRead(out _))
+            {
+                metrics.PacketQueueDropped();
+            }
+
+            Thread.Sleep(100);
+        }
+    }
 
     private void Drain(CancellationToken stoppingToken)
     {
@@ -262,6 +290,9 @@ internal sealed partial class PcapRecorder(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Capturing on {Interface} with filter '{Filter}' into {Directory}")]
     private static partial void LogCapturing(ILogger logger, string @interface, string filter, string directory);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Writing captures under {Directory} failed; capture stops, requests keep flowing")]
+    private static partial void LogCaptureFailed(ILogger logger, string directory, Exception ex);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not write pcap slices to {Path}; their flows are published without a slice")]
     private static partial void LogSliceFailed(ILogger logger, string path, Exception ex);
