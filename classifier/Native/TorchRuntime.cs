@@ -67,6 +67,9 @@ internal static partial class TorchRuntime
         try
         {
             torch.InitializeDeviceType(DeviceType.CPU);
+            // Once, here: changing the thread count while another thread computes trips libtorch's checks. Two threads:
+            // graphs are small, and FaaSMon shares the machine with the functions it watches.
+            torch.set_num_threads(ThreadCount());
             using var probe = torch.ones(2).sum();
             return probe.item<float>() == 2f ? new(true, null) : new(false, "torch loaded but computes wrong results");
         }
@@ -75,6 +78,9 @@ internal static partial class TorchRuntime
             return new(false, e.Message + (e.InnerException is { } inner ? $" ({inner.Message})" : ""));
         }
     }
+
+    private static int ThreadCount() =>
+        int.TryParse(Environment.GetEnvironmentVariable("FAASMON_TORCH_THREADS"), out var threads) && threads > 0 ? threads : Math.Min(2, Environment.ProcessorCount);
 
     private static bool SystemLacksNeededVersion(out string library)
     {

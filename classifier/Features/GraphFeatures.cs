@@ -1,0 +1,178 @@
+using FaaSMon.Core;
+
+namespace FaaSMon.Classifier.Features;
+
+/// <summary>A graph that cannot be classified: what is wrong with it, by graph id.</summary>
+internal sealed class InvalidGraphException(string graphId, string problem)
+    : Exception($"provenance graph {graphId}: {problem}")
+{
+    public string GraphId { get; } = graphId;
+}
+
+/// <summary>
+/// Node features and typed edges of one graph, ready to batch. Layout version 1, per node:
+/// node-kind one-hot · log(1 + incoming edge count) per edge kind · the same for outgoing · log(1 + in-degree), log(1 + out-degree)
+/// · inherited-state flag (the node touches an <see cref="EdgeKind.Inherits"/> edge) · what the node's name says
+/// (<see cref="NameFlags"/>: secret, temporary, system-binary and /proc files; shells and programs run from writable
+/// folders; sockets to public addresses). Counts are logs because one process can issue thousands of reads while one
+/// execve decides the verdict. Name flags exist because structure alone cannot tell a read of a secret from a read of a
+/// module file.
+/// Edges go both ways for message passing; a reversed edge has type <c>kind + EdgeKinds</c>, so direction is not lost.
+/// </summary>
+internal sealed record GraphFeatures(string GraphId, int NodeCount, float[] X, long[] Source, long[] Target, long[] EdgeType, int[] NodeIds)
+{
+    public static readonly int NodeKinds = Enum.GetValues<NodeKind>().Length;
+    public static readonly int EdgeKinds = Enum.GetValues<EdgeKind>().Length;
+
+    /// <summary>Bumped whenever the meaning of a feature column changes; model files name the layout they were trained on.</summary>
+    public const int LayoutVersion = 1;
+
+    /// <summary>Columns derived from a node's path, executable or remote address.</summary>
+    public const int NameFlags = 7;
+
+    public static int FeatureCount { get; } = NodeKinds + (2 * EdgeKinds) + 3 + NameFlags;
+
+    /// <summary>Edge types as message passing sees them: each kind forwards and reversed.</summary>
+    public static int RelationCount { get; } = 2 * EdgeKinds;
+
+    /// <exception cref="InvalidGraphException">Empty graph, duplicate node ids, edges naming missing nodes, unknown kinds.</exception>
+    public static GraphFeatures From(ProvenanceGraph graph)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        var id = graph.GraphId ?? "(no id)";
+        if (graph.Nodes is null || graph.Nodes.Count == 0)
+        {
+            throw new InvalidGraphException(id, "the graph has no nodes");
+        }
+
+        var index = new Dictionary<int, int>(graph.Nodes.Count);
+        for (var i = 0; i < graph.Nodes.Count; i++)
+        {
+            var node = graph.Nodes[i];
+            if (!Enum.IsDefined(node.Kind))
+            {
+                throw new InvalidGraphException(id, $"node {node.Id} has unknown kind {(int)node.Kind}");
+            }
+
+            if (!index.TryAdd(node.Id, i))
+            {
+                throw new InvalidGraphException(id, $"node id {node.Id} appears twice");
+            }
+        }
+
+        var n = graph.Nodes.Count;
+        var width = FeatureCount;
+        var x = new float[n * width];
+        var inCounts = new int[n * EdgeKinds];
+        var outCounts = new int[n * EdgeKinds];
+        var inherited = new bool[n];
+        var edges = graph.Edges ?? [];
+        var source = new long[2 * edges.Count];
+        var target = new long[2 * edges.Count];
+        var type = new long[2 * edges.Count];
+        for (var e = 0; e < edges.Count; e++)
+        {
+            var edge = edges[e];
+            if (!Enum.IsDefined(edge.Kind))
+            {
+                throw new InvalidGraphException(id, $"edge {edge.Source}→{edge.Target} has unknown kind {(int)edge.Kind}");
+            }
+
+            if (!index.TryGetValue(edge.Source, out var s) || !index.TryGetValue(edge.Target, out var t))
+            {
+                throw new InvalidGraphException(id, $"edge {edge.Source}→{edge.Target} ({edge.Kind}) names a node that is not in the graph");
+            }
+
+            var kind = (int)edge.Kind;
+            outCounts[(s * EdgeKinds) + kind]++;
+            inCounts[(t * EdgeKinds) + kind]++;
+            if (edge.Kind == EdgeKind.Inherits)
+            {
+                inherited[s] = inherited[t] = true;
+            }
+
+            source[2 * e] = s;
+            target[2 * e] = t;
+            type[2 * e] = kind;
+            source[(2 * e) + 1] = t;
+            target[(2 * e) + 1] = s;
+            type[(2 * e) + 1] = kind + EdgeKinds;
+        }
+
+        var nodeIds = new int[n];
+        for (var i = 0; i < n; i++)
+        {
+            var row = i * width;
+            nodeIds[i] = graph.Nodes[i].Id;
+            x[row + (int)graph.Nodes[i].Kind] = 1f;
+            int inDegree = 0, outDegree = 0;
+            for (var k = 0; k < EdgeKinds; k++)
+            {
+                var inCount = inCounts[(i * EdgeKinds) + k];
+                var outCount = outCounts[(i * EdgeKinds) + k];
+                inDegree += inCount;
+                outDegree += outCount;
+                x[row + NodeKinds + k] = MathF.Log(1 + inCount);
+                x[row + NodeKinds + EdgeKinds + k] = MathF.Log(1 + outCount);
+            }
+
+            x[row + NodeKinds + (2 * EdgeKinds)] = MathF.Log(1 + inDegree);
+            x[row + NodeKinds + (2 * EdgeKinds) + 1] = MathF.Log(1 + outDegree);
+            x[row + NodeKinds + (2 * EdgeKinds) + 2] = inherited[i] ? 1f : 0f;
+            WriteNameFlags(graph.Nodes[i], x.AsSpan(row + NodeKinds + (2 * EdgeKinds) + 3, NameFlags));
+        }
+
+        return new GraphFeatures(id, n, x, source, target, type, nodeIds);
+    }
+
+    private static readonly string[] SecretPrefixes = ["/var/openfaas/secrets/", "/run/secrets/", "/etc/shadow", "/root/.ssh/"];
+    private static readonly string[] TemporaryPrefixes = ["/tmp/", "/dev/shm/", "/var/tmp/"];
+    private static readonly string[] SystemBinaryPrefixes = ["/bin/", "/sbin/", "/usr/bin/", "/usr/sbin/", "/usr/local/bin/"];
+    private static readonly string[] Shells = ["sh", "bash", "dash", "ash", "zsh", "ksh", "busybox"];
+
+    private static void WriteNameFlags(GraphNode node, Span<float> flags)
+    {
+        static float Flag(bool value) => value ? 1f : 0f;
+        static bool Under(string path, string[] prefixes) => prefixes.Any(p => path.StartsWith(p, StringComparison.Ordinal));
+        switch (node.Kind)
+        {
+            case NodeKind.File:
+                var path = node.Attributes?.GetValueOrDefault("path") ?? node.Label;
+                flags[0] = Flag(Under(path, SecretPrefixes) || (path.StartsWith("/proc/", StringComparison.Ordinal) && path.EndsWith("/environ", StringComparison.Ordinal)));
+                flags[1] = Flag(Under(path, TemporaryPrefixes));
+                flags[2] = Flag(Under(path, SystemBinaryPrefixes));
+                flags[3] = Flag(path.StartsWith("/proc/", StringComparison.Ordinal));
+                break;
+            case NodeKind.Process:
+                var exe = node.Attributes?.GetValueOrDefault("exe") ?? node.Label;
+                flags[4] = Flag(Shells.Contains(Path.GetFileName(exe)));
+                flags[5] = Flag(Under(exe, TemporaryPrefixes));
+                break;
+            case NodeKind.Socket:
+                var remote = node.Attributes?.GetValueOrDefault("remote") ?? node.Label;
+                flags[6] = Flag(IsPublic(remote));
+                break;
+            default:
+                break;
+        }
+    }
+
+    /// <summary>Whether a remote "ip:port" is on the internet rather than loopback, private or link-local.</summary>
+    private static bool IsPublic(string remote)
+    {
+        if (!System.Net.IPEndPoint.TryParse(remote, out var endpoint))
+        {
+            return false;
+        }
+
+        var address = endpoint.Address.IsIPv4MappedToIPv6 ? endpoint.Address.MapToIPv4() : endpoint.Address;
+        if (System.Net.IPAddress.IsLoopback(address) || address.IsIPv6LinkLocal || address.IsIPv6UniqueLocal || address.IsIPv6SiteLocal)
+        {
+            return false;
+        }
+
+        var b = address.GetAddressBytes();
+        return address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork
+            || !(b[0] == 10 || (b[0] == 172 && b[1] >= 16 && b[1] < 32) || (b[0] == 192 && b[1] == 168) || (b[0] == 169 && b[1] == 254) || b[0] == 0);
+    }
+}

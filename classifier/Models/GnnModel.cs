@@ -1,0 +1,194 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using FaaSMon.Classifier.Features;
+using FaaSMon.Classifier.Native;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FaaSMon.Classifier.Models;
+
+/// <summary>What a model file says about the model it holds.</summary>
+internal sealed record ModelHeader(
+    GnnArch Arch,
+    TrainingMode Mode,
+    int LayoutVersion,
+    int FeatureCount,
+    int RelationCount,
+    int Hidden,
+    int Layers,
+    double Threshold,
+    string WeightsSha256,
+    long WeightsLength);
+
+/// <summary>A model file that cannot be used: corrupt, truncated, or made for another feature layout or architecture.</summary>
+internal sealed class ModelFileException(string path, string problem, Exception? inner = null)
+    : Exception($"model file {path}: {problem}", inner);
+
+/// <summary>Hyper-parameters of one model.</summary>
+internal sealed record GnnOptions(GnnArch Arch = GnnArch.Gin, TrainingMode Mode = TrainingMode.Supervised, int Hidden = 32, int Layers = 3)
+{
+    /// <summary>The autoencoder's bottleneck: narrow, so it cannot learn the identity and unseen nodes stand out.</summary>
+    public int EffectiveHidden => Mode == TrainingMode.Anomaly ? Math.Min(Hidden, 16) : Hidden;
+}
+
+/// <summary>
+/// A trained network and how to read its output. Scores are in [0, 1], 0.5 = the decision boundary: the attack probability
+/// (supervised) or d / (d + threshold) for the reconstruction error d of the worst node (anomaly).
+/// </summary>
+internal sealed class GnnModel : IDisposable
+{
+    private const string Magic = "FAASMON-GNN 1";
+
+    internal GnnModel(GnnOptions options, GraphNet net, double threshold)
+    {
+        Options = options;
+        Net = net;
+        Threshold = threshold;
+    }
+
+    public GnnOptions Options { get; }
+
+    public GraphNet Net { get; }
+
+    /// <summary>Anomaly mode: the raw score (worst node's reconstruction error) above which a graph is an intrusion.</summary>
+    public double Threshold { get; internal set; }
+
+    public string Name => $"{Options.Arch.ToString().ToLowerInvariant()}-{Options.Mode.ToString().ToLowerInvariant()}";
+
+    public static GnnModel Create(GnnOptions options)
+    {
+        TorchRuntime.EnsureAvailable();
+        return new GnnModel(options, new GraphNet(options.Arch, options.EffectiveHidden, options.Layers), threshold: 0);
+    }
+
+    /// <summary>Scores in [0, 1] for each graph; 0.5 and above is an intrusion.</summary>
+    public double[] Predict(IReadOnlyList<GraphFeatures> graphs, int batchSize = 64)
+    {
+        var scores = new double[graphs.Count];
+        Net.eval();
+        using var noGrad = torch.no_grad();
+        for (var start = 0; start < graphs.Count; start += batchSize)
+        {
+            using var scope = torch.NewDisposeScope();
+            var slice = graphs.Skip(start).Take(batchSize).ToList();
+            var batch = GraphBatch.Create(slice);
+            var sliceScores = Options.Mode == TrainingMode.Supervised
+                ? Probabilities(Net.GraphLogits(batch.X, batch))
+                : GraphAnomalyScores(Net.NodeReconstructionError(batch.X, batch), batch).Select(ToScore).ToArray();
+            sliceScores.CopyTo(scores, start);
+        }
+
+        return scores;
+    }
+
+    /// <summary>The worst node's reconstruction error per graph: an attack is a few odd nodes in a graph of normal ones.</summary>
+    internal static double[] GraphAnomalyScores(Tensor nodeErrors, GraphBatch batch)
+    {
+        var errors = nodeErrors.detach().cpu().data<float>().ToArray();
+        var result = new double[batch.GraphCount];
+        for (var g = 0; g < batch.GraphCount; g++)
+        {
+            var end = g + 1 < batch.GraphCount ? batch.NodeOffsets[g + 1] : errors.Length;
+            var worst = 0f;
+            for (var i = batch.NodeOffsets[g]; i < end; i++)
+            {
+                worst = Math.Max(worst, errors[i]);
+            }
+
+            result[g] = worst;
+        }
+
+        return result;
+    }
+
+    internal double ToScore(double raw) => Threshold <= 0 ? (raw > 0 ? 1 : 0) : raw / (raw + Threshold);
+
+    private static double[] Probabilities(Tensor logits) =>
+        [.. nn.functional.sigmoid(logits).detach().cpu().data<float>().ToArray().Select(p => (double)p)];
+
+    public void Save(string path)
+    {
+        using var weights = new MemoryStream();
+        Net.save(weights);
+        var bytes = weights.ToArray();
+        var header = new ModelHeader(Options.Arch, Options.Mode, GraphFeatures.LayoutVersion, GraphFeatures.FeatureCount,
+            GraphFeatures.RelationCount, Options.EffectiveHidden, Options.Layers, Threshold, Convert.ToHexString(SHA256.HashData(bytes)), bytes.Length);
+        using var file = File.Create(path);
+        file.Write(Encoding.UTF8.GetBytes($"{Magic}\n{JsonSerializer.Serialize(header, HeaderJson)}\n"));
+        file.Write(bytes);
+    }
+
+    /// <exception cref="ModelFileException">Not a model file, corrupt, or for another feature layout.</exception>
+    /// <exception cref="TorchUnavailableException">Torch cannot load on this machine.</exception>
+    public static GnnModel Load(string path)
+    {
+        byte[] content;
+        try
+        {
+            content = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ModelFileException(path, e.Message, e);
+        }
+
+        var header = ReadHeader(path, content, out var weightsStart);
+        if (header.LayoutVersion != GraphFeatures.LayoutVersion || header.FeatureCount != GraphFeatures.FeatureCount || header.RelationCount != GraphFeatures.RelationCount)
+        {
+            throw new ModelFileException(path,
+                $"trained on feature layout {header.LayoutVersion} ({header.FeatureCount} features, {header.RelationCount} edge types); " +
+                $"this build uses layout {GraphFeatures.LayoutVersion} ({GraphFeatures.FeatureCount}, {GraphFeatures.RelationCount}): retrain");
+        }
+
+        var weights = content.AsSpan(weightsStart);
+        if (weights.Length != header.WeightsLength || Convert.ToHexString(SHA256.HashData(weights)) != header.WeightsSha256)
+        {
+            throw new ModelFileException(path, $"weights are corrupt or truncated ({weights.Length} of {header.WeightsLength} bytes, checksum mismatch)");
+        }
+
+        TorchRuntime.EnsureAvailable();
+        var options = new GnnOptions(header.Arch, header.Mode, header.Hidden, header.Layers);
+        var net = new GraphNet(header.Arch, header.Hidden, header.Layers);
+        try
+        {
+            using var stream = new MemoryStream(content, weightsStart, weights.Length, writable: false);
+            net.load(stream, strict: true);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException or EndOfStreamException)
+        {
+            net.Dispose();
+            throw new ModelFileException(path, $"weights do not fit a {header.Arch} network of {header.Layers}×{header.Hidden}: {e.Message}", e);
+        }
+
+        return new GnnModel(options, net, header.Threshold);
+    }
+
+    private static ModelHeader ReadHeader(string path, byte[] content, out int weightsStart)
+    {
+        var firstNewline = Array.IndexOf(content, (byte)'\n');
+        var secondNewline = firstNewline < 0 ? -1 : Array.IndexOf(content, (byte)'\n', firstNewline + 1);
+        if (secondNewline < 0 || Encoding.UTF8.GetString(content, 0, firstNewline) != Magic)
+        {
+            throw new ModelFileException(path, $"not a FaaSMon model file (it must start with \"{Magic}\")");
+        }
+
+        weightsStart = secondNewline + 1;
+        try
+        {
+            return JsonSerializer.Deserialize<ModelHeader>(content.AsSpan(firstNewline + 1, secondNewline - firstNewline - 1), HeaderJson)
+                ?? throw new ModelFileException(path, "empty header");
+        }
+        catch (JsonException e)
+        {
+            throw new ModelFileException(path, $"unreadable header: {e.Message}", e);
+        }
+    }
+
+    private static readonly JsonSerializerOptions HeaderJson = new(JsonSerializerDefaults.Web)
+    {
+        Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() },
+    };
+
+    public void Dispose() => Net.Dispose();
+}

@@ -1,0 +1,80 @@
+using FaaSMon.Classifier.Features;
+using FaaSMon.Core;
+
+namespace FaaSMon.Classifier.Tests;
+
+public sealed class FeatureTests
+{
+    private static ProvenanceGraph Graph(IReadOnlyList<GraphNode> nodes, IReadOnlyList<GraphEdge> edges) =>
+        new("g1", GraphScope.Invocation, "c1", null, "f", null, nodes, edges);
+
+    private static GraphEdge Edge(int source, int target, EdgeKind kind, int count = 1) => new(source, target, kind, kind.ToString(), 1, 2, count);
+
+    [Fact]
+    public void Node_kinds_edge_counts_degrees_and_inherited_flag_land_in_their_columns()
+    {
+        var graph = Graph(
+            [
+                new(10, NodeKind.Process, "node", new Dictionary<string, string> { ["exe"] = "/usr/local/bin/node" }),
+                new(11, NodeKind.File, "/tmp/x", new Dictionary<string, string> { ["path"] = "/tmp/x" }),
+                new(12, NodeKind.Invocation, "earlier"),
+                new(13, NodeKind.Socket, "203.0.113.9:443"),
+            ],
+            [Edge(10, 11, EdgeKind.Execve), Edge(12, 11, EdgeKind.Inherits), Edge(10, 11, EdgeKind.Write, 3), Edge(10, 13, EdgeKind.Connect)]);
+        var features = GraphFeatures.From(graph);
+        var width = GraphFeatures.FeatureCount;
+        float At(int node, int column) => features.X[(node * width) + column];
+        int nk = GraphFeatures.NodeKinds, ek = GraphFeatures.EdgeKinds;
+
+        Assert.Equal(4, features.NodeCount);
+        Assert.Equal([10, 11, 12, 13], features.NodeIds);
+        Assert.Equal(1f, At(0, (int)NodeKind.Process));
+        Assert.Equal(1f, At(1, (int)NodeKind.File));
+        Assert.Equal(MathF.Log(2), At(0, nk + ek + (int)EdgeKind.Execve));   // process: one outgoing execve
+        Assert.Equal(MathF.Log(2), At(1, nk + (int)EdgeKind.Execve));        // file: one incoming execve
+        Assert.Equal(MathF.Log(2), At(1, nk + (int)EdgeKind.Write));         // collapsed edges count once per edge record
+        Assert.Equal(MathF.Log(1 + 3), At(1, nk + (2 * ek)));                // file in-degree 3
+        Assert.Equal(1f, At(1, nk + (2 * ek) + 2));                          // inherited
+        Assert.Equal(0f, At(0, nk + (2 * ek) + 2));
+        Assert.Equal(1f, At(1, nk + (2 * ek) + 3 + 1));                      // /tmp file
+        Assert.Equal(1f, At(3, nk + (2 * ek) + 3 + 6));                      // public address
+
+        // Every edge travels both ways; the reverse carries its own type.
+        Assert.Equal(8, features.Source.Length);
+        Assert.Equal([0L, 1L], [features.Source[0], features.Target[0]]);
+        Assert.Equal([1L, 0L], [features.Source[1], features.Target[1]]);
+        Assert.Equal((long)EdgeKind.Execve + ek, features.EdgeType[1]);
+    }
+
+    [Fact]
+    public void An_empty_graph_is_a_clear_error()
+    {
+        var error = Assert.Throws<InvalidGraphException>(() => GraphFeatures.From(Graph([], [])));
+        Assert.Contains("g1", error.Message, StringComparison.Ordinal);
+        Assert.Contains("no nodes", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_edge_naming_a_missing_node_is_a_clear_error()
+    {
+        var error = Assert.Throws<InvalidGraphException>(() => GraphFeatures.From(Graph([new(1, NodeKind.Process, "p")], [Edge(1, 7, EdgeKind.Read)])));
+        Assert.Contains("1→7", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Unknown_node_or_edge_kinds_and_duplicate_ids_are_clear_errors()
+    {
+        Assert.Contains("unknown kind 42", Assert.Throws<InvalidGraphException>(() => GraphFeatures.From(Graph([new(1, (NodeKind)42, "?")], []))).Message, StringComparison.Ordinal);
+        Assert.Contains("unknown kind 99", Assert.Throws<InvalidGraphException>(() =>
+            GraphFeatures.From(Graph([new(1, NodeKind.Process, "p"), new(2, NodeKind.File, "f")], [Edge(1, 2, (EdgeKind)99)]))).Message, StringComparison.Ordinal);
+        Assert.Contains("appears twice", Assert.Throws<InvalidGraphException>(() =>
+            GraphFeatures.From(Graph([new(1, NodeKind.Process, "p"), new(1, NodeKind.File, "f")], []))).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Unknown_kinds_in_a_json_file_are_rejected_when_read()
+    {
+        var json = ProvenanceGraphJson.Serialize(Graph([new(1, NodeKind.Process, "p")], [])).Replace("\"process\"", "\"teapot\"", StringComparison.OrdinalIgnoreCase);
+        Assert.Throws<InvalidDataException>(() => ProvenanceGraphJson.Deserialize(json));
+    }
+}
