@@ -1,0 +1,83 @@
+using FaaSMon.Classifier.Features;
+using FaaSMon.Classifier.Models;
+using FaaSMon.Classifier.Rules;
+using FaaSMon.Core;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FaaSMon.Classifier.Inference;
+
+/// <summary>
+/// Classifies one finished graph: the model's score (when a model is loaded and torch runs here), the rules, and the nodes
+/// and edges that explain the score. Without a model it still answers, on rules only, and says why the model is missing.
+/// </summary>
+internal sealed class GraphClassifier(GnnModel? model, RuleSet rules, string? modelUnavailable = null, int explain = 5)
+{
+    public Verdict Classify(ProvenanceGraph graph)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        var features = GraphFeatures.From(graph);
+        var hits = rules.Evaluate(graph);
+        if (model is null)
+        {
+            return new Verdict(graph.GraphId, graph.CallId, graph.TraceId, graph.Function, null, null, hits.Count > 0, hits, [], [])
+            {
+                ModelUnavailable = modelUnavailable ?? "no model loaded",
+            };
+        }
+
+        var (score, nodeWeights) = ScoreAndSaliency(features);
+        var topNodes = nodeWeights
+            .Select((weight, i) => (weight, node: graph.Nodes[i]))
+            .OrderByDescending(p => p.weight)
+            .Take(explain)
+            .Select(p => new NodeContribution(p.node.Id, p.node.Kind, p.node.Label, p.weight))
+            .ToList();
+        var row = new Dictionary<int, int>(graph.Nodes.Count);
+        for (var i = 0; i < graph.Nodes.Count; i++)
+        {
+            row[graph.Nodes[i].Id] = i;
+        }
+
+        // An edge matters as much as the nodes it joins: the explanation is a connected subgraph, not scattered nodes.
+        var topEdges = graph.Edges
+            .Select(e => new EdgeContribution(e.Source, e.Target, e.Kind, (nodeWeights[row[e.Source]] + nodeWeights[row[e.Target]]) / 2))
+            .OrderByDescending(e => e.Weight)
+            .Take(explain)
+            .ToList();
+        return new Verdict(graph.GraphId, graph.CallId, graph.TraceId, graph.Function, score, model.Name, score >= 0.5 || hits.Count > 0, hits, topNodes, topEdges);
+    }
+
+    /// <summary>
+    /// Supervised: gradient × input per node (summed over features, absolute), normalised to sum 1.
+    /// Anomaly: each node's reconstruction error, which is what the score is made of, normalised the same way.
+    /// </summary>
+    private (double Score, double[] NodeWeights) ScoreAndSaliency(GraphFeatures features)
+    {
+        using var scope = torch.NewDisposeScope();
+        var net = model!.Net;
+        net.eval();
+        var batch = GraphBatch.Create([features]);
+        double score;
+        float[] weights;
+        if (model.Options.Mode == TrainingMode.Supervised)
+        {
+            var x = batch.X.detach().requires_grad_(true);
+            var logit = net.GraphLogits(x, batch);
+            logit.sum().backward();
+            score = nn.functional.sigmoid(logit).item<float>();
+            weights = (x.grad! * x).abs().sum([1]).detach().data<float>().ToArray();
+            net.zero_grad();
+        }
+        else
+        {
+            using var noGrad = torch.no_grad();
+            var errors = net.NodeReconstructionError(batch.X, batch);
+            score = model.ToScore(GnnModel.GraphAnomalyScores(errors, batch)[0]);
+            weights = errors.data<float>().ToArray();
+        }
+
+        var total = weights.Sum();
+        return (score, [.. weights.Select(w => total > 0 ? w / total : 0.0)]);
+    }
+}

@@ -1,0 +1,57 @@
+using FaaSMon.Classifier.Features;
+using FaaSMon.Classifier.Inference;
+using FaaSMon.Classifier.Models;
+using FaaSMon.Classifier.Rules;
+using FaaSMon.Core;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace FaaSMon.Classifier.Tests;
+
+public sealed class ClassifierTests
+{
+    [Fact]
+    public void A_verdict_carries_score_rule_hits_and_the_nodes_that_caused_it()
+    {
+        var train = ModelTests.Labeled(SyntheticGraphs.Dataset(seed: 11, benign: 40, perFamily: 12));
+        using var model = new GnnTrainer(NullLogger<GnnTrainer>.Instance).Train(new GnnOptions(GnnArch.Gin), new TrainingOptions(Epochs: 10, BatchSize: 16, LearningRate: 0.01), train);
+        var classifier = new GraphClassifier(model, RuleSet.LoadDefault());
+
+        var attack = SyntheticGraphs.Create(new Random(12), SyntheticGraphs.InheritedExec, 60);
+        var verdict = classifier.Classify(attack);
+        Assert.True(verdict.IsIntrusion);
+        Assert.Equal("gin-supervised", verdict.ModelName);
+        Assert.Equal(attack.CallId, verdict.CallId);
+        Assert.InRange(verdict.Score!.Value, 0.5, 1);
+        Assert.Contains(verdict.RuleHits, h => h.RuleId == "exec-inherited-file");
+        Assert.Equal(5, verdict.TopNodes.Count);
+        Assert.Equal(5, verdict.TopEdges.Count);
+        Assert.True(verdict.TopNodes.Zip(verdict.TopNodes.Skip(1)).All(p => p.First.Weight >= p.Second.Weight));
+        // The explanation points into the attack, not at the hundred module reads around it.
+        var attackNodes = attack.Nodes.Where(n => n.Label is "x" or "/tmp/.cache/x" or "earlier call" || n.Label.StartsWith("203.0.113.", StringComparison.Ordinal)).Select(n => n.Id).ToHashSet();
+        Assert.Contains(verdict.TopNodes, n => attackNodes.Contains(n.NodeId));
+
+        var benign = classifier.Classify(SyntheticGraphs.Create(new Random(13), SyntheticGraphs.Benign, 60));
+        Assert.False(benign.IsIntrusion);
+        Assert.Empty(benign.RuleHits);
+        Assert.InRange(benign.Score!.Value, 0, 0.5);
+    }
+
+    [Fact]
+    public void Without_a_model_the_rules_still_decide_and_the_verdict_says_why()
+    {
+        var classifier = new GraphClassifier(null, RuleSet.LoadDefault(), "torch cannot load: test");
+        var verdict = classifier.Classify(SyntheticGraphs.Create(new Random(14), SyntheticGraphs.Shell));
+        Assert.True(verdict.IsIntrusion);
+        Assert.Null(verdict.Score);
+        Assert.Equal("torch cannot load: test", verdict.ModelUnavailable);
+        Assert.False(classifier.Classify(SyntheticGraphs.Create(new Random(15), SyntheticGraphs.Benign)).IsIntrusion);
+    }
+
+    [Fact]
+    public void A_bad_graph_is_a_clear_error_not_a_crash()
+    {
+        var classifier = new GraphClassifier(null, RuleSet.LoadDefault());
+        var graph = new ProvenanceGraph("broken", GraphScope.Invocation, null, null, null, null, [], []);
+        Assert.Contains("no nodes", Assert.Throws<InvalidGraphException>(() => classifier.Classify(graph)).Message, StringComparison.Ordinal);
+    }
+}
