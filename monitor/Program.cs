@@ -8,5 +8,6 @@ var root = new RootCommand("FaaSMon: provenance-graph intrusion detection for Op
     DemoCommand.Create(),
     BenchCommand.Create(),
     ProxyCommand.Create(),
+    TraceCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

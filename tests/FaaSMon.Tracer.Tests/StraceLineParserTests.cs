@@ -1,0 +1,170 @@
+using System.Text;
+using FaaSMon.Core;
+using FsCheck;
+using FsCheck.Fluent;
+using FsCheck.Xunit;
+
+namespace FaaSMon.Tracer.Tests;
+
+public sealed class StraceLineParserTests
+{
+    private static readonly string FixtureDir = Path.Combine(AppContext.BaseDirectory, "Fixtures");
+
+    public static TheoryData<string> Recordings() => ["catalog-api-full.strace", "purchase-full.strace", "photos-receive.strace"];
+
+    [Theory]
+    [MemberData(nameof(Recordings))]
+    public void Real_recordings_from_this_machine_parse_without_a_malformed_line(string file)
+    {
+        var parser = new StraceLineParser();
+        var events = new List<SyscallEvent>();
+        var lines = File.ReadAllLines(Path.Combine(FixtureDir, file));
+        var malformed = new List<string>();
+        foreach (var line in lines)
+        {
+            var kind = parser.Parse(line, out var evt);
+            if (kind == StraceLineKind.Event)
+            {
+                events.Add(evt!);
+            }
+            else if (kind == StraceLineKind.Malformed)
+            {
+                malformed.Add(line);
+            }
+        }
+
+        Assert.Empty(malformed);
+        Assert.NotEmpty(events);
+        // the HTTP request a function reads carries the call id the grapher attributes by
+        Assert.Contains(events, e => e.Syscall is "read" && e.Fd?.IsSocket == true && e.Data is { } d
+            && Encoding.ASCII.GetString(d).Contains("X-Call-Id:", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Unfinished_and_resumed_halves_become_one_event_with_both_halves_arguments()
+    {
+        var parser = new StraceLineParser();
+        Assert.Equal(StraceLineKind.Pending, parser.Parse("""22673 1795391279.843682 execve("/bin/sh", ["/bin/sh", "-c", "sha256sum \"x\"; ./evil.sh"], 0x1d797db0 /* 19 vars */ <unfinished ...>""", out _));
+        Assert.Equal(StraceLineKind.Ignored, parser.Parse("21371 1795391279.843700 epoll_wait(3<anon_inode:[eventpoll]>,  <unfinished ...>", out _));
+        Assert.Equal(StraceLineKind.Event, parser.Parse("22673 1795391279.844529 <... execve resumed>) = 0 <0.000252>", out var evt));
+        Assert.Equal("execve", evt!.Syscall);
+        Assert.Equal("/bin/sh", evt.Path);
+        Assert.Equal(["/bin/sh", "-c", "sha256sum \"x\"; ./evil.sh"], evt.Argv);
+        Assert.Equal(TimeSpan.FromTicks(2520), evt.Duration);
+        Assert.Equal(new DateTimeOffset(2026, 11, 22, 23, 47, 59, TimeSpan.Zero).AddTicks(8436820), evt.Timestamp);
+    }
+
+    [Fact]
+    public void Fds_decode_to_paths_and_socket_endpoints()
+    {
+        var parser = new StraceLineParser();
+        parser.Parse("""21300 1795391279.418572 read(20<TCP:[127.0.0.1:40551->127.0.0.1:37176]>, "GET / HTTP/1.1\r\nX-Call-Id: a\r\n"..., 65536) = 312 <0.000010>""", out var read);
+        Assert.Equal(new FileDescriptorInfo(20, "TCP", "127.0.0.1:40551", "127.0.0.1:37176"), read!.Fd);
+        Assert.Equal("GET / HTTP/1.1\r\nX-Call-Id: a\r\n", Encoding.ASCII.GetString(read.Data!));
+
+        parser.Parse("""1 1795391279.1 openat(AT_FDCWD</tmp>, "evil.sh", O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0666) = 21</tmp/evil.sh> <0.000020>""", out var open);
+        Assert.Equal("/tmp/evil.sh", open!.Path);
+        Assert.Equal("O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC", open.Flags);
+        Assert.Equal(new FileDescriptorInfo(21, "/tmp/evil.sh"), open.Fd);
+
+        parser.Parse("""1 1795391279.1 openat(AT_FDCWD</>, "/nope", O_RDONLY) = -1 ENOENT (No such file or directory) <0.000008>""", out var failed);
+        Assert.Equal("ENOENT", failed!.Errno);
+        Assert.Equal(-1, failed.ReturnValue);
+
+        parser.Parse("""1 1795391279.1 connect(21<TCP:[715390]>, {sa_family=AF_INET, sin_port=htons(5432), sin_addr=inet_addr("127.0.0.1")}, 16) = -1 EINPROGRESS (Operation now in progress) <0.000038>""", out var connect);
+        Assert.Equal("127.0.0.1:5432", connect!.Fd!.RemoteEndpoint);
+
+        parser.Parse("1 1795391279.1 write(3</dev/null<char 1:3>>, \"x\", 1) = 1 <0.000008>", out var dev);
+        Assert.Equal("/dev/null", dev!.Fd!.Path);
+        Assert.Null(dev.Data); // only socket bytes are kept
+    }
+
+    [Fact]
+    public void Signals_exits_kills_and_executable_mappings_are_events_other_mappings_are_not()
+    {
+        var parser = new StraceLineParser();
+        Assert.Equal(StraceLineKind.Event, parser.Parse("19216 1795391117.089128 --- SIGCHLD {si_signo=SIGCHLD, si_code=CLD_EXITED, si_pid=19219} ---", out var sig));
+        Assert.Equal((SyscallEventKind.Signal, "SIGCHLD"), (sig!.Kind, sig.Syscall));
+        parser.Parse("19216 1795391117.1 +++ exited with 3 +++", out var exit);
+        Assert.Equal((SyscallEventKind.Exit, 3L), (exit!.Kind, exit.ReturnValue));
+        parser.Parse("19216 1795391117.1 +++ killed by SIGKILL +++", out var killed);
+        Assert.Equal("SIGKILL", killed!.Flags);
+        parser.Parse("5 1795391117.1 kill(42, SIGTERM) = 0 <0.000008>", out var kill);
+        Assert.Equal((42, "SIGTERM"), (kill!.TargetPid, kill.Flags));
+        Assert.Equal(StraceLineKind.Event, parser.Parse("5 1795391117.1 mprotect(0x7f00, 4096, PROT_READ|PROT_EXEC) = 0 <0.000008>", out _));
+        Assert.Equal(StraceLineKind.Ignored, parser.Parse("5 1795391117.1 mprotect(0x7f00, 4096, PROT_READ|PROT_WRITE) = 0 <0.000008>", out _));
+        Assert.Equal(StraceLineKind.Event, parser.Parse("5 1795391117.1 exit_group(7) = ?", out var group));
+        Assert.Equal(7, group!.ReturnValue);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("garbage")]
+    [InlineData("123")]
+    [InlineData("123 notatime openat(")]
+    [InlineData("123 1795391117.1 openat(AT_FDCWD</tmp>, \"/tmp/cut")]
+    [InlineData("123 1795391117.1 openat(AT_FDCWD</tmp>, \"/tmp/x\", O_RDONLY) =")]
+    [InlineData("123 1795391117.1 <... read resumed")]
+    [InlineData("123 1795391117.1 +++ exited with")]
+    [InlineData("\0\0\0\u00ff(((")]
+    public void Garbage_and_truncated_lines_are_counted_and_skipped(string line)
+    {
+        var parser = new StraceLineParser();
+        var kind = parser.Parse(line, out var evt);
+        Assert.Null(evt);
+        Assert.True(kind is StraceLineKind.Malformed or StraceLineKind.Ignored, $"{kind}");
+        Assert.Equal(kind == StraceLineKind.Malformed ? 1 : 0, parser.Malformed);
+        // and the parser goes on
+        Assert.Equal(StraceLineKind.Event, parser.Parse("5 1795391117.1 unlink(\"/tmp/a\") = 0 <0.000008>", out _));
+    }
+
+    [Property(MaxTest = 500)]
+    public bool Any_line_is_handled_without_throwing(string? line)
+    {
+        var parser = new StraceLineParser();
+        var kind = parser.Parse(line ?? "", out var evt);
+        return (kind == StraceLineKind.Event) == (evt is not null) && parser.Malformed == (kind == StraceLineKind.Malformed ? 1 : 0);
+    }
+
+    [Property(MaxTest = 300)]
+    public Property Any_cut_of_a_real_line_is_never_fatal()
+    {
+        var lines = File.ReadAllLines(Path.Combine(FixtureDir, "photos-receive.strace"));
+        var gen = from i in Gen.Choose(0, lines.Length - 1)
+                  from cut in Gen.Choose(0, lines[i].Length)
+                  select lines[i][..cut];
+        return Prop.ForAll(gen.ToArbitrary(), cut =>
+        {
+            var parser = new StraceLineParser();
+            parser.Parse(cut, out _);
+            return parser.Malformed <= 1;
+        });
+    }
+
+    /// <summary>Paths with any bytes, escaped the way strace escapes them, come back as they were.</summary>
+    [Property(MaxTest = 500)]
+    public Property Escaped_paths_round_trip()
+    {
+        var gen = Gen.ArrayOf(Gen.Choose(1, 255).Select(b => (byte)b)).Where(b => b.Length > 0);
+        return Prop.ForAll(gen.ToArbitrary(), bytes =>
+        {
+            var escaped = new StringBuilder();
+            foreach (var b in bytes)
+            {
+                escaped.Append(b switch
+                {
+                    (byte)'"' => "\\\"",
+                    (byte)'\\' => "\\\\",
+                    (byte)'\n' => "\\n",
+                    (byte)'\t' => "\\t",
+                    < 0x20 or >= 0x7f => $"\\{Convert.ToString(b, 8).PadLeft(3, '0')}", // strace pads when a digit follows; always padding is as valid
+                    _ => ((char)b).ToString(),
+                });
+            }
+
+            var parser = new StraceLineParser();
+            var kind = parser.Parse($"7 1795391117.000001 unlink(\"/tmp/{escaped}\") = -1 ENOENT (No such file or directory) <0.000008>", out var evt);
+            return kind == StraceLineKind.Event && evt!.Path == "/tmp/" + Encoding.UTF8.GetString(bytes) && evt.Errno == "ENOENT";
+        });
+    }
+}

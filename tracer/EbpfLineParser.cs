@@ -1,0 +1,416 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using FaaSMon.Core;
+
+namespace FaaSMon.Tracer;
+
+/// <summary>
+/// Turns bpftrace's JSON output lines (see <c>ebpf/faasmon.bt</c> for the record types) into <see cref="SyscallEvent"/>s:
+/// an entry (E) waits for its exit (X/D) on the same thread, as strace's unfinished/resumed pairs do. Kernel
+/// monotonic nanoseconds become wall time through an offset taken at start. Fds are decoded from what the
+/// process opened (openat/socket/accept results) and, for older ones, from <c>/proc/PID/fd</c>.
+/// Not thread-safe; one reader drives it.
+/// </summary>
+internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes = 256, Func<int, int, FileDescriptorInfo?>? lookupFd = null)
+{
+    private readonly Dictionary<int, Pending> _pending = [];
+    private readonly Dictionary<(int Pid, int Fd), FileDescriptorInfo> _fds = [];
+
+    private sealed record Pending(string Name, long Ns, int Pid, int Ppid, long A0, long A1, long A2, string S0, string S1)
+    {
+        public string[]? Argv { get; set; }
+    }
+
+    public long Malformed { get; private set; }
+
+    /// <summary>Events the kernel could not hand over (bpftrace "lost_events").</summary>
+    public long Lost { get; private set; }
+
+    /// <summary>Pids bpftrace acknowledged adding to its in-kernel filter.</summary>
+    public event Action<int>? Watching;
+
+    /// <summary>Wall-clock offset for bpftrace's <c>nsecs</c> (CLOCK_MONOTONIC, as <see cref="System.Diagnostics.Stopwatch"/> on Linux).</summary>
+    public static long CurrentMonotonicOffsetTicks()
+    {
+        var mono = System.Diagnostics.Stopwatch.GetTimestamp();
+        var monoTicks = (long)(mono * ((double)TimeSpan.TicksPerSecond / System.Diagnostics.Stopwatch.Frequency));
+        return DateTime.UtcNow.Ticks - monoTicks;
+    }
+
+    public StraceLineKind Parse(string line, out SyscallEvent? evt)
+    {
+        evt = null;
+        string? type = null;
+        string? data = null;
+        long lost = -1;
+        try
+        {
+            var reader = new Utf8JsonReader(Encoding.UTF8.GetBytes(line));
+            var depth = 0;
+            string? property = null;
+            while (reader.Read())
+            {
+                switch (reader.TokenType)
+                {
+                    case JsonTokenType.StartObject:
+                        depth++;
+                        break;
+                    case JsonTokenType.EndObject:
+                        depth--;
+                        break;
+                    case JsonTokenType.PropertyName:
+                        property = reader.GetString();
+                        break;
+                    case JsonTokenType.String when depth == 1 && property == "type":
+                        type = reader.GetString();
+                        break;
+                    case JsonTokenType.String when depth == 1 && property == "data":
+                        data = reader.GetString();
+                        break;
+                    case JsonTokenType.Number when depth == 2 && property == "events":
+                        lost = reader.GetInt64();
+                        break;
+                }
+            }
+        }
+        catch (JsonException)
+        {
+            Malformed++;
+            return StraceLineKind.Malformed;
+        }
+
+        if (type == "lost_events" && lost >= 0)
+        {
+            Lost += lost;
+            return StraceLineKind.Ignored;
+        }
+
+        if (type != "printf" || data is null)
+        {
+            if (type is null)
+            {
+                Malformed++;
+                return StraceLineKind.Malformed;
+            }
+
+            return StraceLineKind.Ignored; // attached_probes and the like
+        }
+
+        var kind = ParseRecord(data.TrimEnd('\n'), out evt);
+        if (kind == StraceLineKind.Malformed)
+        {
+            Malformed++;
+        }
+
+        return kind;
+    }
+
+    private StraceLineKind ParseRecord(string data, out SyscallEvent? evt)
+    {
+        evt = null;
+        var f = data.Split('\t');
+        try
+        {
+            switch (f[0])
+            {
+                case "W" when f.Length >= 2:
+                    Watching?.Invoke(Int(f[1]));
+                    return StraceLineKind.Ignored;
+                case "E" when f.Length >= 11:
+                    var tid = Int(f[2]);
+                    _pending[tid] = new Pending(Name(f[5]), Long(f[1]), Int(f[3]), Int(f[4]), Long(f[6]), Long(f[7]), Long(f[8]), f[9], f[10]);
+                    return StraceLineKind.Pending;
+                case "A" when f.Length >= 4:
+                    if (_pending.TryGetValue(Int(f[1]), out var exec) && exec.Name == "execve")
+                    {
+                        exec.Argv = [exec.S0, f[2], f[3]];
+                    }
+
+                    return StraceLineKind.Pending;
+                case "X" or "D" when f.Length >= 6:
+                    return Complete(Int(f[2]), Name(f[4]), Long(f[5]), f[0] == "X" && f.Length >= 7 ? Long(f[6]) : -1, f[0] == "D" ? f[6] : null, out evt);
+                case "F" when f.Length >= 5:
+                    evt = new SyscallEvent(Time(Long(f[1])), Int(f[3]), Int(f[2]), 0, "fork", TargetPid: Int(f[4]), Backend: "ebpf");
+                    return StraceLineKind.Event;
+                case "Q" when f.Length >= 6:
+                    var pid = Int(f[3]);
+                    evt = new SyscallEvent(Time(Long(f[1])), pid, Int(f[2]), Int(f[4]), "exited", SyscallEventKind.Exit, ReturnValue: Long(f[5]), Backend: "ebpf");
+                    foreach (var key in _fds.Keys.Where(k => k.Pid == pid).ToList())
+                    {
+                        _fds.Remove(key);
+                    }
+
+                    return StraceLineKind.Event;
+                case "S" when f.Length >= 6:
+                    evt = new SyscallEvent(Time(Long(f[1])), Int(f[3]), Int(f[2]), Int(f[4]), SignalName(Int(f[5])), SyscallEventKind.Signal, Backend: "ebpf");
+                    return StraceLineKind.Event;
+                default:
+                    return StraceLineKind.Malformed;
+            }
+        }
+        catch (FormatException)
+        {
+            return StraceLineKind.Malformed;
+        }
+        catch (OverflowException)
+        {
+            return StraceLineKind.Malformed;
+        }
+    }
+
+    private StraceLineKind Complete(int tid, string name, long ret, long durationNs, string? readBytes, out SyscallEvent? evt)
+    {
+        evt = null;
+        if (!_pending.Remove(tid, out var e) || e.Name != name)
+        {
+            return StraceLineKind.Ignored; // the entry happened before the process was watched
+        }
+
+        var errno = ret < 0 && ret > -4096 ? ErrnoName((int)-ret) : null;
+        var time = Time(e.Ns);
+        TimeSpan? duration = durationNs >= 0 ? TimeSpan.FromTicks(durationNs / 100) : null;
+        string? path = null, path2 = null, flags = null;
+        FileDescriptorInfo? fd = null;
+        IReadOnlyList<string>? argv = null;
+        byte[]? data = null;
+        var target = 0;
+        switch (name)
+        {
+            case "execve":
+                path = e.S0;
+                argv = e.Argv?.Where(a => a.Length > 0).ToList() ?? [e.S0];
+                break;
+            case "openat" or "open":
+                path = e.S0;
+                flags = OpenFlags(e.A1);
+                if (ret >= 0)
+                {
+                    fd = new FileDescriptorInfo((int)ret, path.StartsWith('/') ? path : null);
+                    if (fd.Path is not null)
+                    {
+                        _fds[(e.Pid, (int)ret)] = fd;
+                    }
+                }
+
+                break;
+            case "unlink" or "unlinkat" or "chdir":
+                path = e.S0;
+                break;
+            case "chmod" or "fchmodat":
+                path = e.S0;
+                flags = "0" + Convert.ToString(e.A1, 8);
+                break;
+            case "rename" or "renameat" or "renameat2":
+                path = e.S0;
+                path2 = e.S1;
+                break;
+            case "write" or "pwrite64" or "sendto":
+                fd = Fd(e.Pid, (int)e.A0);
+                if (fd?.IsSocket == true)
+                {
+                    data = Bytes(e.S0);
+                }
+
+                break;
+            case "read" or "pread64" or "recvfrom":
+                fd = Fd(e.Pid, (int)e.A0);
+                if (fd?.IsSocket == true && readBytes is not null)
+                {
+                    data = Bytes(readBytes);
+                }
+
+                break;
+            case "sendmsg" or "recvmsg" or "writev" or "readv" or "listen":
+                fd = Fd(e.Pid, (int)e.A0);
+                break;
+            case "close":
+                _fds.Remove((e.Pid, (int)e.A0));
+                return StraceLineKind.Ignored; // only keeps the fd table true
+            case "connect" or "bind":
+                fd = Fd(e.Pid, (int)e.A0) ?? new FileDescriptorInfo((int)e.A0, "socket");
+                var endpoint = Sockaddr(Bytes(e.S0));
+                fd = name == "connect" ? fd with { RemoteEndpoint = endpoint } : fd with { LocalEndpoint = endpoint };
+                if (name == "connect")
+                {
+                    _fds[(e.Pid, (int)e.A0)] = fd;
+                }
+
+                break;
+            case "accept" or "accept4":
+                if (ret >= 0)
+                {
+                    fd = lookupFd?.Invoke(e.Pid, (int)ret) ?? new FileDescriptorInfo((int)ret, "TCP");
+                    _fds[(e.Pid, (int)ret)] = fd;
+                }
+
+                break;
+            case "socket":
+                flags = $"{Family(e.A0)}, {e.A1}, {e.A2}";
+                if (ret >= 0)
+                {
+                    fd = new FileDescriptorInfo((int)ret, e.A0 switch { 1 => "UNIX", 10 => "TCPv6", _ => (e.A1 & 0xf) == 2 ? "UDP" : "TCP" });
+                    _fds[(e.Pid, (int)ret)] = fd;
+                }
+
+                break;
+            case "kill":
+                target = (int)e.A0;
+                flags = SignalName((int)e.A1);
+                break;
+            case "mmap" or "mprotect":
+                flags = ProtFlags(e.A1);
+                fd = name == "mmap" && e.A0 >= 0 ? Fd(e.Pid, (int)e.A0) : null;
+                break;
+            case "clone" or "clone3" or "fork" or "vfork":
+                target = ret > 0 ? (int)ret : 0;
+                break;
+            case "exit_group":
+                break;
+        }
+
+        evt = new SyscallEvent(time, e.Pid, tid, e.Ppid, name, SyscallEventKind.Syscall, path, path2, fd, flags, argv,
+            ret, errno, duration, data, TargetPid: target, Backend: "ebpf");
+        return StraceLineKind.Event;
+    }
+
+    private FileDescriptorInfo? Fd(int pid, int fd)
+    {
+        if (_fds.TryGetValue((pid, fd), out var known))
+        {
+            return known;
+        }
+
+        var looked = lookupFd?.Invoke(pid, fd);
+        if (looked is not null)
+        {
+            _fds[(pid, fd)] = looked;
+        }
+
+        return looked ?? new FileDescriptorInfo(fd, null);
+    }
+
+    /// <summary>What an fd of a live process points at, from /proc (sockets show as "socket:[inode]").</summary>
+    public static FileDescriptorInfo? LookupProcFd(int pid, int fd)
+    {
+        try
+        {
+            var target = new FileInfo($"/proc/{pid}/fd/{fd}").LinkTarget;
+            return target is null ? null : new FileDescriptorInfo(fd, target);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    private byte[] Bytes(string escaped) =>
+        StraceLineParser.Unescape(escaped.AsSpan(), maxDataBytes);
+
+    /// <summary>struct sockaddr_in / sockaddr_in6 / sockaddr_un bytes → "ip:port" or the socket path.</summary>
+    internal static string? Sockaddr(byte[] b)
+    {
+        if (b.Length < 2)
+        {
+            return null;
+        }
+
+        var family = b[0] | (b[1] << 8);
+        if (family == 2 && b.Length >= 8)
+        {
+            return $"{b[4]}.{b[5]}.{b[6]}.{b[7]}:{(b[2] << 8) | b[3]}";
+        }
+
+        if (family == 10 && b.Length >= 24)
+        {
+            return $"[{new System.Net.IPAddress(b.AsSpan(8, 16))}]:{(b[2] << 8) | b[3]}";
+        }
+
+        if (family == 1)
+        {
+            var path = b.AsSpan(2);
+            var nul = path.IndexOf((byte)0);
+            return Encoding.UTF8.GetString(nul < 0 ? path : path[..nul]);
+        }
+
+        return null;
+    }
+
+    private DateTimeOffset Time(long ns) => new(monotonicToWallTicks + (ns / 100), TimeSpan.Zero);
+
+    /// <summary>"tracepoint:syscalls:sys_enter_openat" → "openat"; names printed literally stay as they are.</summary>
+    private static string Name(string probe)
+    {
+        var at = probe.LastIndexOf(':');
+        var n = at < 0 ? probe : probe[(at + 1)..];
+        return n.StartsWith("sys_enter_", StringComparison.Ordinal) ? n[10..] : n.StartsWith("sys_exit_", StringComparison.Ordinal) ? n[9..] : n;
+    }
+
+    private static int Int(string s) => int.Parse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
+
+    private static long Long(string s) => long.Parse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
+
+    private static string Family(long f) => f switch { 1 => "AF_UNIX", 2 => "AF_INET", 10 => "AF_INET6", 16 => "AF_NETLINK", _ => f.ToString(CultureInfo.InvariantCulture) };
+
+    private static string ProtFlags(long prot)
+    {
+        var parts = new List<string>(3);
+        if ((prot & 1) != 0)
+        {
+            parts.Add("PROT_READ");
+        }
+
+        if ((prot & 2) != 0)
+        {
+            parts.Add("PROT_WRITE");
+        }
+
+        if ((prot & 4) != 0)
+        {
+            parts.Add("PROT_EXEC");
+        }
+
+        return parts.Count == 0 ? "PROT_NONE" : string.Join('|', parts);
+    }
+
+    /// <summary>The open flags strace would print, for the ones provenance cares about.</summary>
+    internal static string OpenFlags(long flags)
+    {
+        var parts = new List<string>(6) { (flags & 3) switch { 1 => "O_WRONLY", 2 => "O_RDWR", _ => "O_RDONLY" } };
+        if ((flags & 0x40) != 0)
+        {
+            parts.Add("O_CREAT");
+        }
+
+        if ((flags & 0x200) != 0)
+        {
+            parts.Add("O_TRUNC");
+        }
+
+        if ((flags & 0x400) != 0)
+        {
+            parts.Add("O_APPEND");
+        }
+
+        if ((flags & 0x80000) != 0)
+        {
+            parts.Add("O_CLOEXEC");
+        }
+
+        return string.Join('|', parts);
+    }
+
+    private static string SignalName(int sig) => sig switch
+    {
+        1 => "SIGHUP", 2 => "SIGINT", 3 => "SIGQUIT", 6 => "SIGABRT", 9 => "SIGKILL", 10 => "SIGUSR1", 11 => "SIGSEGV",
+        12 => "SIGUSR2", 13 => "SIGPIPE", 14 => "SIGALRM", 15 => "SIGTERM", 17 => "SIGCHLD", 18 => "SIGCONT", 19 => "SIGSTOP",
+        0 => "0", _ => "SIG" + sig.ToString(CultureInfo.InvariantCulture),
+    };
+
+    private static string ErrnoName(int errno) => errno switch
+    {
+        1 => "EPERM", 2 => "ENOENT", 3 => "ESRCH", 4 => "EINTR", 9 => "EBADF", 11 => "EAGAIN", 12 => "ENOMEM", 13 => "EACCES",
+        17 => "EEXIST", 20 => "ENOTDIR", 21 => "EISDIR", 22 => "EINVAL", 32 => "EPIPE", 104 => "ECONNRESET",
+        111 => "ECONNREFUSED", 115 => "EINPROGRESS", _ => "E" + errno.ToString(CultureInfo.InvariantCulture),
+    };
+}

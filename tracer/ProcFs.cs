@@ -1,0 +1,129 @@
+using System.Globalization;
+
+namespace FaaSMon.Tracer;
+
+/// <summary>The few <c>/proc</c> reads the tracer needs, tolerant of processes that vanish between two reads.</summary>
+internal static class ProcFs
+{
+    private static readonly Lazy<long> BootTimeTicks = new(ReadBootTime);
+
+    /// <summary>The command line with NULs as spaces, or null when the process is gone.</summary>
+    public static string? CommandLine(int pid)
+    {
+        try
+        {
+            var bytes = File.ReadAllBytes($"/proc/{pid}/cmdline");
+            if (bytes.Length == 0)
+            {
+                return null; // kernel thread or a zombie
+            }
+
+            for (var i = 0; i < bytes.Length; i++)
+            {
+                if (bytes[i] == 0)
+                {
+                    bytes[i] = (byte)' ';
+                }
+            }
+
+            return System.Text.Encoding.UTF8.GetString(bytes).TrimEnd();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Parent pid and start time (clock ticks after boot, which tells a reused pid from the old process); null when gone.</summary>
+    public static (int Ppid, long StartTicks)? Stat(int pid)
+    {
+        try
+        {
+            var text = File.ReadAllText($"/proc/{pid}/stat");
+            var close = text.LastIndexOf(')'); // comm may hold spaces and parentheses
+            var fields = text[(close + 2)..].Split(' ');
+            return (int.Parse(fields[1], CultureInfo.InvariantCulture), long.Parse(fields[19], CultureInfo.InvariantCulture));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException or ArgumentOutOfRangeException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Tgid and parent of any task, threads included (<c>/proc/TID</c> resolves even though it is not listed).</summary>
+    public static (int Tgid, int Ppid)? TaskIds(int tid)
+    {
+        try
+        {
+            int tgid = 0, ppid = 0;
+            foreach (var line in File.ReadLines($"/proc/{tid}/status"))
+            {
+                if (line.StartsWith("Tgid:", StringComparison.Ordinal))
+                {
+                    tgid = int.Parse(line.AsSpan(5).Trim(), CultureInfo.InvariantCulture);
+                }
+                else if (line.StartsWith("PPid:", StringComparison.Ordinal))
+                {
+                    ppid = int.Parse(line.AsSpan(5).Trim(), CultureInfo.InvariantCulture);
+                    break;
+                }
+            }
+
+            return tgid > 0 ? (tgid, ppid) : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+        {
+            return null;
+        }
+    }
+
+    public static string? Cgroup(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/cgroup");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    public static IEnumerable<int> Threads(int pid)
+    {
+        string[] dirs;
+        try
+        {
+            dirs = Directory.GetDirectories($"/proc/{pid}/task");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            yield break;
+        }
+
+        foreach (var dir in dirs)
+        {
+            if (int.TryParse(Path.GetFileName(dir.AsSpan()), NumberStyles.None, CultureInfo.InvariantCulture, out var tid))
+            {
+                yield return tid;
+            }
+        }
+    }
+
+    /// <summary>When a process started, from its start ticks (USER_HZ is 100 on Linux).</summary>
+    public static DateTimeOffset StartTime(long startTicks) =>
+        new(BootTimeTicks.Value + (startTicks * (TimeSpan.TicksPerSecond / 100)), TimeSpan.Zero);
+
+    private static long ReadBootTime()
+    {
+        foreach (var line in File.ReadLines("/proc/stat"))
+        {
+            if (line.StartsWith("btime ", StringComparison.Ordinal))
+            {
+                return DateTime.UnixEpoch.Ticks + (long.Parse(line.AsSpan(6), CultureInfo.InvariantCulture) * TimeSpan.TicksPerSecond);
+            }
+        }
+
+        return DateTime.UnixEpoch.Ticks;
+    }
+}

@@ -1,0 +1,150 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+
+namespace FaaSMon.Tracer;
+
+/// <summary>A function process the tracer follows.</summary>
+/// <param name="StartTicks">Start time in clock ticks after boot: with the pid, the identity of the process (pids are reused).</param>
+/// <param name="DiscoveryLatency">From the process's start to its discovery.</param>
+internal sealed record FunctionProcess(int Pid, int Ppid, long StartTicks, string CommandLine, FunctionIdentity Identity,
+    DateTimeOffset StartedAt, DateTimeOffset DiscoveredAt, TimeSpan DiscoveryLatency);
+
+/// <summary>A process appeared (<see cref="Started"/>) or went away.</summary>
+internal sealed record DiscoveryChange(FunctionProcess Process, bool Started);
+
+/// <summary>
+/// Finds processes whose command line contains a pattern (as <c>pgrep -f</c>) by scanning <c>/proc</c> every
+/// interval, and maps each to its function through its cgroups (LocalFaaS, faasd) or the Docker API.
+/// Polling is what works everywhere (no netlink proc connector in containers); the interval bounds how late
+/// a new process is seen.
+/// </summary>
+internal sealed partial class ProcessDiscovery(string pattern, TimeSpan interval, DockerIdentityResolver? docker, ILogger<ProcessDiscovery> logger)
+{
+    private readonly Dictionary<int, FunctionProcess> _known = [];
+    private readonly Dictionary<int, long> _notMatching = [];
+    private readonly int _self = Environment.ProcessId;
+
+    public IReadOnlyCollection<FunctionProcess> Current => _known.Values;
+
+    public async Task RunAsync(ChannelWriter<DiscoveryChange> changes, CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(interval);
+        do
+        {
+            foreach (var change in await ScanAsync(ct))
+            {
+                await changes.WriteAsync(change, ct);
+            }
+        }
+        while (await timer.WaitForNextTickAsync(ct));
+    }
+
+    /// <summary>One pass over /proc: new matching processes, and the ones that exited (or whose pid now belongs to another process).</summary>
+    public async Task<List<DiscoveryChange>> ScanAsync(CancellationToken ct)
+    {
+        var changes = new List<DiscoveryChange>();
+        var seen = new HashSet<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir.AsSpan()), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) || pid == _self)
+            {
+                continue;
+            }
+
+            if (ProcFs.Stat(pid) is not { } stat)
+            {
+                continue;
+            }
+
+            seen.Add(pid);
+            if (_known.TryGetValue(pid, out var known))
+            {
+                if (known.StartTicks == stat.StartTicks)
+                {
+                    continue;
+                }
+
+                _known.Remove(pid); // pid reused by another process
+                changes.Add(new DiscoveryChange(known, Started: false));
+            }
+
+            // a process whose command line did not match is looked at again only after it execs (start ticks stay,
+            // so we re-read its cmdline cheaply only when it is new to us or younger than a second: exec happens early)
+            if (_notMatching.TryGetValue(pid, out var ticks) && ticks == stat.StartTicks
+                && ProcFs.StartTime(ticks) < DateTimeOffset.UtcNow.AddSeconds(-2))
+            {
+                continue;
+            }
+
+            var cmdline = ProcFs.CommandLine(pid);
+            if (cmdline is null || !cmdline.Contains(pattern, StringComparison.Ordinal) || IsOurTool(cmdline))
+            {
+                _notMatching[pid] = stat.StartTicks;
+                continue;
+            }
+
+            _notMatching.Remove(pid);
+            var identity = await IdentifyAsync(pid, ct);
+            var now = DateTimeOffset.UtcNow;
+            var started = ProcFs.StartTime(stat.StartTicks);
+            var process = new FunctionProcess(pid, stat.Ppid, stat.StartTicks, cmdline, identity, started, now, now - started);
+            _known[pid] = process;
+            changes.Add(new DiscoveryChange(process, Started: true));
+            LogFound(logger, pid, identity.Function, identity.Instance, (now - started).TotalMilliseconds);
+        }
+
+        foreach (var pid in _known.Keys.Where(p => !seen.Contains(p)).ToList())
+        {
+            changes.Add(new DiscoveryChange(_known[pid], Started: false));
+            _known.Remove(pid);
+        }
+
+        foreach (var pid in _notMatching.Keys.Where(p => !seen.Contains(p)).ToList())
+        {
+            _notMatching.Remove(pid);
+        }
+
+        return changes;
+    }
+
+    /// <summary>strace/bpftrace command lines name the pattern's process only by pid, but a shell wrapper could: never trace our own tools.</summary>
+    private static bool IsOurTool(string cmdline) =>
+        cmdline.StartsWith("strace ", StringComparison.Ordinal) || cmdline.StartsWith("bpftrace ", StringComparison.Ordinal)
+        || cmdline.Contains("/strace ", StringComparison.Ordinal) || cmdline.Contains("/bpftrace ", StringComparison.Ordinal);
+
+    internal async Task<FunctionIdentity> IdentifyAsync(int pid, CancellationToken ct)
+    {
+        var text = ProcFs.Cgroup(pid);
+        if (text is null)
+        {
+            return FunctionIdentity.Unknown;
+        }
+
+        var (identity, containerId) = CgroupIdentity.Parse(text);
+        if (identity is not null)
+        {
+            return identity;
+        }
+
+        if (containerId is not null && docker is not null)
+        {
+            var sw = Stopwatch.StartNew();
+            var fromDocker = await docker.ResolveAsync(containerId, ct);
+            LogDocker(logger, containerId, fromDocker?.Function ?? "(not a function)", sw.ElapsedMilliseconds);
+            if (fromDocker is not null)
+            {
+                return fromDocker;
+            }
+        }
+
+        return FunctionIdentity.Unknown;
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "found pid {Pid}: function {Function} instance {Instance}, {LatencyMs:F0} ms after it started")]
+    private static partial void LogFound(ILogger logger, int pid, string function, string instance, double latencyMs);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "container {ContainerId} is {Function} (Docker API, {Ms} ms)")]
+    private static partial void LogDocker(ILogger logger, string containerId, string function, long ms);
+}

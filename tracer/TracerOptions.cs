@@ -1,0 +1,36 @@
+using System.ComponentModel.DataAnnotations;
+using Microsoft.Extensions.Options;
+
+namespace FaaSMon.Tracer;
+
+/// <summary>Configuration section <c>Tracer</c>.</summary>
+public sealed class TracerOptions
+{
+    public const string Section = "Tracer";
+
+    /// <summary>Command-line substring that marks a function process (as <c>pgrep -f</c>).</summary>
+    [Required(AllowEmptyStrings = false)]
+    public string Match { get; set; } = "index.js";
+
+    /// <summary><c>strace</c> or <c>ebpf</c>.</summary>
+    [RegularExpression("^(strace|ebpf)$")]
+    public string Backend { get; set; } = "strace";
+
+    /// <summary>How often /proc is scanned for new function processes; bounds the discovery latency.</summary>
+    [Range(5, 10_000)]
+    public int PollIntervalMs { get; set; } = 50;
+
+    /// <summary>Bytes kept of each socket read/write (the request line and headers hold the call id).</summary>
+    [Range(0, 4096)]
+    public int MaxDataBytes { get; set; } = 256;
+
+    /// <summary>Events buffered between the backends and the consumer; beyond it events are dropped and counted.</summary>
+    [Range(16, 10_000_000)]
+    public int ChannelCapacity { get; set; } = 65_536;
+
+    /// <summary>Docker Engine API endpoint for container → function (unset: DOCKER_HOST, then /var/run/docker.sock; "none" disables it).</summary>
+    public string? DockerHost { get; set; }
+}
+
+[OptionsValidator]
+internal sealed partial class TracerOptionsValidator : IValidateOptions<TracerOptions>;
