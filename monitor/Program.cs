@@ -8,6 +8,8 @@ var root = new RootCommand("FaaSMon: provenance-graph intrusion detection for Op
     DemoCommand.Create(),
     BenchCommand.Create(),
     ProxyCommand.Create(),
+    TrainCommand.Create(),
+    EvalCommand.Create(),
     TraceCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

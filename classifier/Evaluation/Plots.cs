@@ -14,21 +14,25 @@ internal static class Plots
         // Rows top to bottom: actual benign, actual attack; columns: predicted benign, predicted attack.
         double[,] cells = { { tn, fp }, { fn, tp } };
         var plot = new Plot();
-        var heatmap = plot.Add.Heatmap(cells);
-        heatmap.Colormap = new ScottPlot.Colormaps.Blues();
-        heatmap.Extent = new CoordinateRect(0, 2, 0, 2);
+        var largest = Math.Max(1, cells.Cast<double>().Max());
         for (var row = 0; row < 2; row++)
         {
             for (var column = 0; column < 2; column++)
             {
-                var label = plot.Add.Text(cells[row, column].ToString(CultureInfo.InvariantCulture), column + 0.5, 1.5 - row);
+                // Drawn as rectangles rather than a heatmap, so cells, ticks and counts line up exactly; darker = more.
+                var top = 2.0 - row;
+                var cell = plot.Add.Rectangle(column, column + 1, top - 1, top);
+                var shade = (byte)(235 - (175 * cells[row, column] / largest));
+                cell.FillColor = new Color(shade, (byte)Math.Min(255, shade + 15), 255);
+                cell.LineColor = Colors.White;
+                var label = plot.Add.Text(cells[row, column].ToString(CultureInfo.InvariantCulture), column + 0.5, top - 0.5);
                 label.LabelFontSize = 28;
                 label.LabelAlignment = Alignment.MiddleCenter;
-                label.LabelFontColor = Colors.Black;
-                label.LabelBackgroundColor = Colors.White.WithAlpha(0.7);
+                label.LabelFontColor = shade < 150 ? Colors.White : Colors.Black;
             }
         }
 
+        plot.Axes.SetLimits(0, 2, 0, 2);
         plot.Axes.Bottom.SetTicks([0.5, 1.5], ["benign", "attack"]);
         plot.Axes.Left.SetTicks([1.5, 0.5], ["benign", "attack"]);
         plot.XLabel("predicted");
