@@ -75,7 +75,7 @@ internal sealed partial class GnnTrainer(ILogger<GnnTrainer> logger)
         var attacks = graphs.Count(g => g.IsAttack);
         // Weight the attack class so both classes pull equally whatever the mix.
         var positiveWeight = attacks == 0 ? 1.0 : (double)(graphs.Count - attacks) / attacks;
-        using var optimizer = torch.optim.Adam(model.Net.parameters(), training.LearningRate, weight_decay: 1e-5);
+        using var optimizer = new ScalarSafeAdam(model.Net.parameters(), training.LearningRate, weightDecay: 1e-5);
         using var weight = torch.tensor(new[] { (float)positiveWeight });
         using (var scope = torch.NewDisposeScope())
         {

@@ -1,4 +1,5 @@
 using FaaSMon.Classifier.Features;
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -49,7 +50,7 @@ internal sealed class MessagePassingLayer : Module<Tensor, GraphBatch, Tensor>
     public override Tensor forward(Tensor h, GraphBatch graph)
     {
         var messages = functional.relu(h.index_select(0, graph.Source) + relation.forward(graph.EdgeType));
-        var incoming = ones(h.shape[0], 1).index_add(0, graph.Target, ones(graph.Target.shape[0], 1), 1);
+        var incoming = ones(h.shape[0], 1).index_add(0, graph.Target, ones(graph.Target.shape[0], 1), Scalars.One);
         switch (_arch)
         {
             case GnnArch.Gcn:
@@ -57,7 +58,7 @@ internal sealed class MessagePassingLayer : Module<Tensor, GraphBatch, Tensor>
                 // Symmetric normalisation with self loops, 1/sqrt(d_i d_j), as in Kipf & Welling.
                 var inverseRoot = incoming.rsqrt();
                 var weighted = messages * inverseRoot.index_select(0, graph.Source);
-                var summed = zeros_like(h).index_add(0, graph.Target, weighted, 1) * inverseRoot;
+                var summed = zeros_like(h).index_add(0, graph.Target, weighted, Scalars.One) * inverseRoot;
                 return functional.relu(self.forward(summed + (h / incoming)));
             }
 
@@ -66,14 +67,14 @@ internal sealed class MessagePassingLayer : Module<Tensor, GraphBatch, Tensor>
                 // Sum aggregation (what makes GIN as strong as the WL test) grows with degree: the function process
                 // has hundreds of neighbours. GIN's paper normalises inside the MLP (batch norm); layer norm does not
                 // depend on the batch, so one graph scores the same alone or in a batch. It goes on the aggregate, where the size is.
-                var summed = zeros_like(h).index_add(0, graph.Target, messages, 1);
-                return functional.relu(mix.forward(functional.relu(self.forward(norm.forward(((1 + epsilon) * h) + summed)))));
+                var summed = zeros_like(h).index_add(0, graph.Target, messages, Scalars.One);
+                return functional.relu(mix.forward(functional.relu(self.forward(norm.forward(((epsilon + Scalars.One) * h) + summed)))));
             }
 
             default:
             {
                 // GraphSAGE mean aggregator; incoming counts the self loop, so subtract it back.
-                var mean = zeros_like(h).index_add(0, graph.Target, messages, 1) / (incoming - 1).clamp_min(1);
+                var mean = zeros_like(h).index_add(0, graph.Target, messages, Scalars.One) / (incoming - Scalars.One).clamp_min(Scalars.One);
                 return functional.relu(self.forward(h) + neighbours.forward(mean));
             }
         }
@@ -97,7 +98,7 @@ internal sealed class GraphNet : Module<GraphBatch, Tensor>
     private readonly Tensor featureScale;
 
     /// <summary>Lower bound of a feature's spread, so a column constant in training does not divide by zero.</summary>
-    private const float ScaleFloor = 0.1f;
+    private static readonly Scalar ScaleFloor = 0.1f.ToScalar();
 
     public GraphNet(GnnArch arch, int hidden, int layerCount) : base("GraphNet")
     {
@@ -138,7 +139,7 @@ internal sealed class GraphNet : Module<GraphBatch, Tensor>
     public Tensor GraphLogits(Tensor x, GraphBatch graph)
     {
         var h = Embed(x, graph);
-        var sum = zeros(graph.GraphCount, h.shape[1]).index_add(0, graph.Batch, h, 1);
+        var sum = zeros(graph.GraphCount, h.shape[1]).index_add(0, graph.Batch, h, Scalars.One);
         var pooled = cat([sum / graph.NodesPerGraph, sum.log1p()], 1);
         return head.forward(pooled).squeeze(1);
     }
@@ -147,6 +148,6 @@ internal sealed class GraphNet : Module<GraphBatch, Tensor>
     public Tensor NodeReconstructionError(Tensor x, GraphBatch graph)
     {
         var reconstructed = decoder.forward(Embed(x, graph));
-        return (reconstructed - Standardise(x)).pow(2).mean([1]);
+        return (reconstructed - Standardise(x)).square().mean([1]);
     }
 }
