@@ -3,15 +3,16 @@ using FaaSMon.Classifier.Models;
 using FaaSMon.Classifier.Rules;
 using FaaSMon.Core;
 using TorchSharp;
-using static TorchSharp.torch;
 
 namespace FaaSMon.Classifier.Inference;
 
 /// <summary>
 /// Classifies one finished graph: the model's score (when a model is loaded and torch runs here), the rules, and the nodes
 /// and edges that explain the score. Without a model it still answers, on rules only, and says why the model is missing.
+/// The explanation costs a backward pass, so by default only intrusions get one: they are what a person reads, and most
+/// graphs are benign.
 /// </summary>
-internal sealed class GraphClassifier(GnnModel? model, RuleSet rules, string? modelUnavailable = null, int explain = 5)
+internal sealed class GraphClassifier(GnnModel? model, RuleSet rules, string? modelUnavailable = null, int explain = 5, bool explainBenign = false)
 {
     public Verdict Classify(ProvenanceGraph graph)
     {
@@ -26,7 +27,13 @@ internal sealed class GraphClassifier(GnnModel? model, RuleSet rules, string? mo
             };
         }
 
-        var (score, nodeWeights) = ScoreAndSaliency(features);
+        var score = model.Predict([features])[0];
+        if (score < 0.5 && hits.Count == 0 && !explainBenign)
+        {
+            return new Verdict(graph.GraphId, graph.CallId, graph.TraceId, graph.Function, score, model.Name, false, hits, [], []);
+        }
+
+        var nodeWeights = Saliency(features);
         var topNodes = nodeWeights
             .Select((weight, i) => (weight, node: graph.Nodes[i]))
             .OrderByDescending(p => p.weight)
@@ -52,20 +59,18 @@ internal sealed class GraphClassifier(GnnModel? model, RuleSet rules, string? mo
     /// Supervised: gradient × input per node (summed over features, absolute), normalised to sum 1.
     /// Anomaly: each node's reconstruction error, which is what the score is made of, normalised the same way.
     /// </summary>
-    private (double Score, double[] NodeWeights) ScoreAndSaliency(GraphFeatures features)
+    private double[] Saliency(GraphFeatures features)
     {
         using var scope = torch.NewDisposeScope();
         var net = model!.Net;
         net.eval();
         var batch = GraphBatch.Create([features]);
-        double score;
         float[] weights;
         if (model.Options.Mode == TrainingMode.Supervised)
         {
             var x = batch.X.detach().requires_grad_(true);
             var logit = net.GraphLogits(x, batch);
             logit.sum().backward();
-            score = nn.functional.sigmoid(logit).item<float>();
             weights = (x.grad! * x).abs().sum([1]).detach().data<float>().ToArray();
             net.zero_grad();
         }
@@ -73,11 +78,10 @@ internal sealed class GraphClassifier(GnnModel? model, RuleSet rules, string? mo
         {
             using var noGrad = torch.no_grad();
             var errors = net.NodeReconstructionError(batch.X, batch);
-            score = model.ToScore(GnnModel.GraphAnomalyScores(errors, batch)[0]);
             weights = errors.data<float>().ToArray();
         }
 
         var total = weights.Sum();
-        return (score, [.. weights.Select(w => total > 0 ? w / total : 0.0)]);
+        return [.. weights.Select(w => total > 0 ? w / total : 0.0)];
     }
 }

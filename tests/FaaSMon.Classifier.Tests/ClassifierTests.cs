@@ -15,6 +15,7 @@ public sealed class ClassifierTests
         var train = ModelTests.Labeled(SyntheticGraphs.Dataset(seed: 11, benign: 40, perFamily: 12));
         using var model = new GnnTrainer(NullLogger<GnnTrainer>.Instance).Train(new GnnOptions(GnnArch.Gin), new TrainingOptions(Epochs: 10, BatchSize: 16, LearningRate: 0.01), train);
         var classifier = new GraphClassifier(model, RuleSet.LoadDefault());
+        var explaining = new GraphClassifier(model, RuleSet.LoadDefault(), explainBenign: true);
 
         var attack = SyntheticGraphs.Create(new Random(12), SyntheticGraphs.InheritedExec, 60);
         var verdict = classifier.Classify(attack);
@@ -30,10 +31,16 @@ public sealed class ClassifierTests
         var attackNodes = attack.Nodes.Where(n => n.Label is "x" or "/tmp/.cache/x" or "earlier call" || n.Label.StartsWith("203.0.113.", StringComparison.Ordinal)).Select(n => n.Id).ToHashSet();
         Assert.Contains(verdict.TopNodes, n => attackNodes.Contains(n.NodeId));
 
-        var benign = classifier.Classify(SyntheticGraphs.Create(new Random(13), SyntheticGraphs.Benign, 60));
+        var benignGraph = SyntheticGraphs.Create(new Random(13), SyntheticGraphs.Benign, 60);
+        var benign = classifier.Classify(benignGraph);
         Assert.False(benign.IsIntrusion);
         Assert.Empty(benign.RuleHits);
         Assert.InRange(benign.Score!.Value, 0, 0.5);
+        // Benign verdicts skip the explanation unless asked; the score is the same either way.
+        Assert.Empty(benign.TopNodes);
+        var explained = explaining.Classify(benignGraph);
+        Assert.Equal(benign.Score, explained.Score);
+        Assert.Equal(5, explained.TopNodes.Count);
     }
 
     [Fact]
