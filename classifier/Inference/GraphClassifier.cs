@@ -2,6 +2,7 @@ using FaaSMon.Classifier.Features;
 using FaaSMon.Classifier.Models;
 using FaaSMon.Classifier.Rules;
 using FaaSMon.Core;
+using Microsoft.Extensions.Logging;
 using TorchSharp;
 
 namespace FaaSMon.Classifier.Inference;
@@ -12,8 +13,40 @@ namespace FaaSMon.Classifier.Inference;
 /// The explanation costs a backward pass, so by default only intrusions get one: they are what a person reads, and most
 /// graphs are benign.
 /// </summary>
-internal sealed class GraphClassifier(GnnModel? model, RuleSet rules, string? modelUnavailable = null, int explain = 5, bool explainBenign = false)
+internal sealed partial class GraphClassifier(GnnModel? model, RuleSet rules, string? modelUnavailable = null, int explain = 5, bool explainBenign = false)
 {
+    public bool HasModel => model is not null;
+
+    /// <summary>
+    /// The classifier FaaSMon runs: the model file if it loads, else rules only with the reason in every verdict — a bad or
+    /// missing model, or a machine where torch cannot load, must not stop detection. A bad rules file does stop it: rules are
+    /// configuration a person wrote, and silently running without them would hide the mistake.
+    /// </summary>
+    /// <exception cref="RuleFileException">The rules file cannot be used.</exception>
+    public static GraphClassifier Open(string? modelPath, string? rulesPath, ILogger logger)
+    {
+        ArgumentNullException.ThrowIfNull(logger);
+        var rules = rulesPath is null ? RuleSet.LoadDefault() : RuleSet.Load(rulesPath);
+        if (modelPath is null)
+        {
+            LogRulesOnly(logger, "no model file given");
+            return new GraphClassifier(null, rules, "no model file given");
+        }
+
+        try
+        {
+            return new GraphClassifier(GnnModel.Load(modelPath), rules);
+        }
+        catch (Exception e) when (e is ModelFileException or Native.TorchUnavailableException)
+        {
+            LogRulesOnly(logger, e.Message);
+            return new GraphClassifier(null, rules, e.Message);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Classifier runs on rules only: {Reason}")]
+    private static partial void LogRulesOnly(ILogger logger, string reason);
+
     public Verdict Classify(ProvenanceGraph graph)
     {
         ArgumentNullException.ThrowIfNull(graph);

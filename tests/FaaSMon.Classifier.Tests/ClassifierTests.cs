@@ -55,6 +55,39 @@ public sealed class ClassifierTests
     }
 
     [Fact]
+    public void Open_falls_back_to_rules_when_the_model_file_is_missing_or_corrupt_and_uses_it_when_it_loads()
+    {
+        var directory = Directory.CreateTempSubdirectory("faasmon-open-");
+        try
+        {
+            var path = Path.Combine(directory.FullName, "model.gnn");
+            var missing = GraphClassifier.Open(path, null, NullLogger.Instance);
+            Assert.False(missing.HasModel);
+            var verdict = missing.Classify(SyntheticGraphs.Create(new Random(16), SyntheticGraphs.SecretTheft));
+            Assert.True(verdict.IsIntrusion);
+            Assert.Contains(path, verdict.ModelUnavailable, StringComparison.Ordinal);
+
+            var train = ModelTests.Labeled(SyntheticGraphs.Dataset(seed: 17, benign: 12, perFamily: 4));
+            using (var model = new GnnTrainer(NullLogger<GnnTrainer>.Instance).Train(new GnnOptions(GnnArch.Gcn), new TrainingOptions(Epochs: 2), train))
+            {
+                model.Save(path);
+            }
+
+            var loaded = GraphClassifier.Open(path, RuleSet.DefaultPath, NullLogger.Instance);
+            Assert.True(loaded.HasModel);
+            Assert.NotNull(loaded.Classify(SyntheticGraphs.Create(new Random(18), SyntheticGraphs.Benign)).Score);
+
+            File.WriteAllText(path, "garbage");
+            Assert.Contains("not a FaaSMon model file", GraphClassifier.Open(path, null, NullLogger.Instance)
+                .Classify(SyntheticGraphs.Create(new Random(19), SyntheticGraphs.Benign)).ModelUnavailable, StringComparison.Ordinal);
+        }
+        finally
+        {
+            directory.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
     public void A_bad_graph_is_a_clear_error_not_a_crash()
     {
         var classifier = new GraphClassifier(null, RuleSet.LoadDefault());
