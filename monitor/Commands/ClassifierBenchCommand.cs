@@ -64,7 +64,7 @@ internal static class ClassifierBenchCommand
         var big = Enumerable.Range(0, count).Select(i => SyntheticGraphs.Create(random, families[i % families.Length], random.Next(maxNodes / 2, maxNodes + 1))).ToList();
         var bigFeatures = big.Select(GraphFeatures.From).ToList();
         var rules = RuleSet.LoadDefault();
-        Console.WriteLine($"torch {torch_version()} on {Environment.ProcessorCount} CPUs, {Environment.GetEnvironmentVariable("FAASMON_TORCH_THREADS") ?? "2"} torch threads; " +
+        Console.WriteLine($"torch {torch_version()} on {Environment.ProcessorCount} CPUs, {TorchSharp.torch.get_num_threads()} torch thread(s) (FAASMON_TORCH_THREADS); " +
             $"training set {train.Count} graphs ({train.Sum(g => g.Features.NodeCount) / train.Count} nodes avg); " +
             $"latency set {big.Count} graphs of {big.Min(g => g.Nodes.Count)}-{big.Max(g => g.Nodes.Count)} nodes ({big.Average(g => g.Edges.Count):F0} edges avg)");
         Console.WriteLine("model: the network's forward pass on one graph; verdict: features + rules + model for one graph, and for attacks the explanation (a backward pass)");
