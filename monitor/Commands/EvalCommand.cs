@@ -23,6 +23,11 @@ internal static class EvalCommand
         DefaultValueFactory = _ => ["gin", "sage", "gcn"],
     };
 
+    private static readonly Option<FileInfo?> ExportNpz = new("--export-npz")
+    {
+        Description = "Also write the dataset as a NumPy .npz that PyTorch Geometric loads (x, edge_index, edge_type, y; see classifier/README.md).",
+    };
+
     private static readonly Option<bool> NoLeaveOneFamilyOut = new("--no-lofo") { Description = "Skip leave-one-family-out." };
 
     public static Command Create()
@@ -32,7 +37,7 @@ internal static class EvalCommand
             "leave-one-family-out (recall on the family left out, benign FPR); CSV, confusion matrix and ROC PNGs.")
         {
             TrainCommand.Data, Folds, Out, Archs, TrainCommand.Mode, TrainCommand.Epochs, TrainCommand.Hidden, TrainCommand.Layers,
-            TrainCommand.Seed, NoLeaveOneFamilyOut, LocalFaasCommand.Verbose,
+            TrainCommand.Seed, NoLeaveOneFamilyOut, ExportNpz, LocalFaasCommand.Verbose,
         };
         Folds.Validators.Add(r =>
         {
@@ -55,6 +60,12 @@ internal static class EvalCommand
             return TrainCommand.Run(() =>
             {
                 var dataset = GraphDataset.Load(parse.GetValue(TrainCommand.Data)!.FullName);
+                if (parse.GetValue(ExportNpz) is { } npz)
+                {
+                    PygExport.Write(npz.FullName, dataset);
+                    Console.WriteLine($"PyG arrays written to {npz.FullName}");
+                }
+
                 var evaluator = new Evaluator(new GnnTrainer(logging.CreateLogger<GnnTrainer>()), logging.CreateLogger<Evaluator>());
                 var folds = parse.GetValue(Folds);
                 Console.WriteLine($"{dataset.Count} graphs: {string.Join(", ", dataset.GroupBy(d => d.Label).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Count()} {g.Key}"))}");

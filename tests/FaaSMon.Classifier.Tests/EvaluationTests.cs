@@ -45,6 +45,44 @@ public sealed class EvaluationTests : IDisposable
     }
 
     [Fact]
+    public void The_pyg_export_is_a_valid_npz_with_every_graph()
+    {
+        var data = Path.Combine(_directory.FullName, "npz-data");
+        var graphs = SyntheticGraphs.Dataset(seed: 24, benign: 4, perFamily: 2);
+        GraphDataset.Write(data, graphs);
+        var dataset = GraphDataset.Load(data);
+        var path = Path.Combine(_directory.FullName, "data.npz");
+        PygExport.Write(path, dataset);
+
+        using var zip = System.IO.Compression.ZipFile.OpenRead(path);
+        string[] expected = ["x", "edge_index", "edge_type", "node_ptr", "edge_ptr", "y", "family", "families"];
+        Assert.Equal(expected.Select(n => n + ".npy"), zip.Entries.Select(e => e.FullName));
+        (string Header, byte[] Data) Read(string name)
+        {
+            using var stream = new MemoryStream();
+            zip.GetEntry(name + ".npy")!.Open().CopyTo(stream);
+            var bytes = stream.ToArray();
+            Assert.Equal(new byte[] { 0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 1, 0 }, bytes[..8]);
+            var length = bytes[8] | (bytes[9] << 8);
+            Assert.Equal(0, (10 + length) % 64);
+            return (System.Text.Encoding.ASCII.GetString(bytes, 10, length), bytes[(10 + length)..]);
+        }
+
+        var nodes = dataset.Sum(d => d.Graph.Nodes.Count);
+        var edges = dataset.Sum(d => d.Graph.Edges.Count);
+        var (xHeader, x) = Read("x");
+        Assert.Contains($"'shape': ({nodes}, {GraphFeatures.FeatureCount})", xHeader, StringComparison.Ordinal);
+        Assert.Equal(nodes * GraphFeatures.FeatureCount * 4, x.Length);
+        var (edgeHeader, edgeIndex) = Read("edge_index");
+        Assert.Contains($"'shape': (2, {edges})", edgeHeader, StringComparison.Ordinal);
+        var nodePtr = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, long>(Read("node_ptr").Data).ToArray();
+        Assert.Equal(nodes, nodePtr[^1]);
+        var y = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, long>(Read("y").Data).ToArray();
+        Assert.Equal(dataset.Select(d => d.IsAttack ? 1L : 0L), y);
+        Assert.Contains("'descr': '<U14'", Read("families").Header, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Metrics_match_hand_counts()
     {
         bool[] truth = [true, true, true, false, false, false, false];
