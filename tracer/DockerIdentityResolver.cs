@@ -47,7 +47,7 @@ internal sealed partial class DockerIdentityResolver(DockerClient client, ILogge
         {
             // a container that is gone (or not Docker's) is not a function
         }
-        catch (Exception e) when (e is HttpRequestException or DockerApiException or IOException or TimeoutException)
+        catch (Exception e) when (e is HttpRequestException or DockerApiException or IOException or TimeoutException or System.Text.Json.JsonException)
         {
             LogDockerUnavailable(logger, containerId, e.Message);
             return null; // not cached: the engine may come back

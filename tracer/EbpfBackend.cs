@@ -38,11 +38,15 @@ internal sealed partial class EbpfBackend(EventSink sink, TracerOptions options,
                 ack.TrySetResult();
             }
         };
-        _tool = ToolProcess.Start("bpftrace", ["-f", "json", ProgramPath, Environment.ProcessId.ToString(CultureInfo.InvariantCulture)],
-            new Dictionary<string, string> { ["BPFTRACE_STRLEN"] = "128" });
+        // -B none: with a pipe bpftrace buffers fully, and an idle function would hold our acknowledgements back
+        parser.Ready += () => _ready.TrySetResult();
+        _tool = ToolProcess.Start("bpftrace", ["-B", "none", "-f", "json", ProgramPath, Environment.ProcessId.ToString(CultureInfo.InvariantCulture)],
+            new Dictionary<string, string> { ["BPFTRACE_STRLEN"] = "128", ["BPFTRACE_PERF_RB_PAGES"] = "2048" });
         _pump = Task.Run(() => PumpAsync(_tool, parser), CancellationToken.None);
         _errors = Task.Run(() => PumpErrorsAsync(_tool), CancellationToken.None);
 
+        // BPFTRACE_PERF_RB_PAGES: a node start is a burst of thousands of calls; a bigger ring loses none of them.
+        // BPFTRACE_STRLEN 128: execve's path and arguments must fit the 512-byte BPF stack; it also bounds socket bytes kept
         // compiling and attaching ~80 probes takes seconds on two cores
         try
         {
@@ -59,12 +63,6 @@ internal sealed partial class EbpfBackend(EventSink sink, TracerOptions options,
         long errors = 0, lost = 0;
         while (await tool.Output.ReadLineAsync() is { } line)
         {
-            if (line.StartsWith("{\"type\": \"attached_probes\"", StringComparison.Ordinal))
-            {
-                _ready.TrySetResult();
-                continue;
-            }
-
             if (parser.Parse(line, out var evt) == StraceLineKind.Event)
             {
                 sink.Publish(evt!);
@@ -117,14 +115,24 @@ internal sealed partial class EbpfBackend(EventSink sink, TracerOptions options,
             return false; // exited before we could watch it
         }
 
-        try
+        // asked again until acknowledged: the request is one syscall, harmless to repeat
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!ack.Task.IsCompleted)
         {
-            await ack.Task.WaitAsync(TimeSpan.FromSeconds(10), ct);
-        }
-        catch (TimeoutException)
-        {
-            sink.Counters.AttachFailed();
-            return false;
+            if (DateTime.UtcNow > deadline)
+            {
+                _acks.TryRemove(process.Pid, out _);
+                sink.Counters.AttachFailed();
+                return false;
+            }
+
+            await Task.WhenAny(ack.Task, Task.Delay(250, ct));
+            if (!ack.Task.IsCompleted && Prerequisites.getpgid(process.Pid) < 0)
+            {
+                _acks.TryRemove(process.Pid, out _);
+                sink.Counters.AttachFailed();
+                return false;
+            }
         }
 
         sink.Counters.Attached();

@@ -30,6 +30,9 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
     /// <summary>Pids bpftrace acknowledged adding to its in-kernel filter.</summary>
     public event Action<int>? Watching;
 
+    /// <summary>The program's BEGIN ran: every probe is attached.</summary>
+    public event Action? Ready;
+
     /// <summary>Wall-clock offset for bpftrace's <c>nsecs</c> (CLOCK_MONOTONIC, as <see cref="System.Diagnostics.Stopwatch"/> on Linux).</summary>
     public static long CurrentMonotonicOffsetTicks()
     {
@@ -114,6 +117,9 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
         {
             switch (f[0])
             {
+                case "R":
+                    Ready?.Invoke();
+                    return StraceLineKind.Ignored;
                 case "W" when f.Length >= 2:
                     Watching?.Invoke(Int(f[1]));
                     return StraceLineKind.Ignored;

@@ -110,9 +110,23 @@ internal static class ProcFs
         }
     }
 
-    /// <summary>When a process started, from its start ticks (USER_HZ is 100 on Linux).</summary>
-    public static DateTimeOffset StartTime(long startTicks) =>
-        new(BootTimeTicks.Value + (startTicks * (TimeSpan.TicksPerSecond / 100)), TimeSpan.Zero);
+    /// <summary>
+    /// When a process started, from its start ticks (USER_HZ is 100 on Linux). Measured against /proc/uptime rather than
+    /// btime, which is rounded to whole seconds and would make discovery latencies off by up to a second.
+    /// </summary>
+    public static DateTimeOffset StartTime(long startTicks)
+    {
+        try
+        {
+            var uptime = File.ReadAllText("/proc/uptime");
+            var seconds = double.Parse(uptime.AsSpan(0, uptime.IndexOf(' ')), NumberStyles.Float, CultureInfo.InvariantCulture);
+            return DateTimeOffset.UtcNow - TimeSpan.FromSeconds(seconds - (startTicks / 100.0));
+        }
+        catch (Exception e) when (e is IOException or FormatException)
+        {
+            return new(BootTimeTicks.Value + (startTicks * (TimeSpan.TicksPerSecond / 100)), TimeSpan.Zero);
+        }
+    }
 
     private static long ReadBootTime()
     {

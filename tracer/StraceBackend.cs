@@ -65,9 +65,14 @@ internal sealed partial class StraceBackend(EventSink sink, TracerOptions option
         var reported = 0L;
         while (await tool.Output.ReadLineAsync() is { } line)
         {
-            if (parser.Parse(line, out var evt) == StraceLineKind.Event)
+            var kind = parser.Parse(line, out var evt);
+            if (kind == StraceLineKind.Event)
             {
                 sink.Publish(evt! with { Backend = "strace" });
+            }
+            else if (kind == StraceLineKind.Malformed && parser.Malformed <= 3)
+            {
+                LogMalformed(logger, line.Length > 300 ? line[..300] : line);
             }
 
             if (parser.Malformed != reported)
@@ -119,6 +124,9 @@ internal sealed partial class StraceBackend(EventSink sink, TracerOptions option
             }
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "strace line not understood (skipped, counted): {Line}")]
+    private static partial void LogMalformed(ILogger logger, string line);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "strace attached to pid {Pid} ({Function}/{Instance})")]
     private static partial void LogAttached(ILogger logger, int pid, string function, string instance);

@@ -123,7 +123,8 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
             return StraceLineKind.Malformed;
         }
 
-        return ParseAfterTid(tid, s[(sp + 1)..], ref evt);
+        // strace pads short pids to five columns ("1578  1795392348.330416 ...")
+        return ParseAfterTid(tid, s[(sp + 1)..].TrimStart(' '), ref evt);
     }
 
     private StraceLineKind ParseAfterTid(int tid, ReadOnlySpan<char> s, ref SyscallEvent? evt)

@@ -41,8 +41,15 @@ internal sealed class TracerSession : IAsyncDisposable
         return session;
     }
 
+    private int _disposed;
+
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         await _tracer.StopAsync(CancellationToken.None);
         _tracer.Dispose();
     }

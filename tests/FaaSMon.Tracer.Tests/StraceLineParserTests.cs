@@ -85,7 +85,7 @@ public sealed class StraceLineParserTests
         var parser = new StraceLineParser();
         Assert.Equal(StraceLineKind.Event, parser.Parse("19216 1795391117.089128 --- SIGCHLD {si_signo=SIGCHLD, si_code=CLD_EXITED, si_pid=19219} ---", out var sig));
         Assert.Equal((SyscallEventKind.Signal, "SIGCHLD"), (sig!.Kind, sig.Syscall));
-        parser.Parse("19216 1795391117.1 +++ exited with 3 +++", out var exit);
+        parser.Parse("578   1795391117.1 +++ exited with 3 +++", out var exit); // short pids are padded
         Assert.Equal((SyscallEventKind.Exit, 3L), (exit!.Kind, exit.ReturnValue));
         parser.Parse("19216 1795391117.1 +++ killed by SIGKILL +++", out var killed);
         Assert.Equal("SIGKILL", killed!.Flags);
