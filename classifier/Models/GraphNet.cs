@@ -148,6 +148,8 @@ internal sealed class GraphNet : Module<GraphBatch, Tensor>
     public Tensor NodeReconstructionError(Tensor x, GraphBatch graph)
     {
         var reconstructed = decoder.forward(Embed(x, graph));
-        return (reconstructed - Standardise(x)).square().mean([1]);
+        var difference = reconstructed - Standardise(x);
+        // difference * difference, not square(): TorchSharp's square() is pow(2) with a temporary Scalar (see Scalars).
+        return (difference * difference).mean([1]);
     }
 }
