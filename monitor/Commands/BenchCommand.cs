@@ -10,6 +10,7 @@ internal static class BenchCommand
         var command = new Command("bench", "Benchmarks that print figures and ratios: faasmon bench <component>.");
         // one subcommand per component, each in its own file:
         command.Subcommands.Add(ProxyBenchCommand.Create());
+        command.Subcommands.Add(TracerBenchCommand.Create());
         command.Subcommands.Add(ClassifierBenchCommand.Create());
         return command;
     }
