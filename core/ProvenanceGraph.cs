@@ -50,7 +50,7 @@ public enum GraphScope
 /// <summary>A node. <paramref name="Attributes"/> holds what its kind has: pid/exe/argv, path, remote/local, callId/function/instance.</summary>
 public sealed record GraphNode(int Id, NodeKind Kind, string Label, IReadOnlyDictionary<string, string>? Attributes = null);
 
-/// <summary>An edge; identical edges are collapsed into one with a <paramref name="Count"/> and the first and last time (monotonic ns).</summary>
+/// <summary>An edge; identical edges are collapsed into one with a <paramref name="Count"/> and the first and last time (ns since the Unix epoch, from the events' wall clock).</summary>
 public sealed record GraphEdge(int Source, int Target, EdgeKind Kind, string Syscall, long FirstTimeNs, long LastTimeNs, int Count = 1);
 
 /// <summary>
@@ -75,6 +75,9 @@ public sealed record ProvenanceGraph(
 
     /// <summary>Some events could not be told apart between overlapping invocations and were attributed by time.</summary>
     public bool Ambiguous { get; init; }
+
+    /// <summary>The graph reached its size cap: later nodes and edges were left out (counted in the invocation node's attributes).</summary>
+    public bool Truncated { get; init; }
 }
 
 /// <summary>The JSON dataset format of <see cref="ProvenanceGraph"/>: camelCase, enums as names, one graph per document.</summary>

@@ -11,5 +11,7 @@ var root = new RootCommand("FaaSMon: provenance-graph intrusion detection for Op
     TrainCommand.Create(),
     EvalCommand.Create(),
     TraceCommand.Create(),
+    CollectCommand.Create(),
+    GraphCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

@@ -104,6 +104,11 @@ internal sealed partial class SyscallTracer : BackgroundService
             {
                 foreach (var change in await discovery.ScanAsync(stoppingToken))
                 {
+                    if (change.Started && _options.AcceptPid is { } accept && !accept(change.Process.Pid))
+                    {
+                        continue;
+                    }
+
                     if (change.Started)
                     {
                         if (change.Process.StartedAt >= startedAt)

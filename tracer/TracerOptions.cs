@@ -28,6 +28,12 @@ public sealed class TracerOptions
     [Range(16, 10_000_000)]
     public int ChannelCapacity { get; set; } = 65_536;
 
+    /// <summary>
+    /// Decides, for each discovered process id, whether it is traced (unset: every match). An all-in-one host sets it to
+    /// its own runtime's instances, so another runtime's functions on the same machine are neither traced nor slowed.
+    /// </summary>
+    public Func<int, bool>? AcceptPid { get; set; }
+
     /// <summary>Docker Engine API endpoint for container → function (unset: DOCKER_HOST, then /var/run/docker.sock; "none" disables it).</summary>
     public string? DockerHost { get; set; }
 }

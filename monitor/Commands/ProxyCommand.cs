@@ -90,7 +90,6 @@ internal static class ProxyCommand
 
     private static WebApplication Build(ParseResult parse)
     {
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         Dictionary<string, string?> settings = new()
         {
             ["Proxy:Upstream"] = parse.GetValue(Upstream)!.ToString(),
@@ -105,9 +104,15 @@ internal static class ProxyCommand
             settings["Proxy:DataDirectory"] = dir.FullName;
         }
 
+        return BuildApp(parse.GetValue(Listen)!, settings, parse.GetValue(Verbose));
+    }
+
+    /// <summary>The proxy as a web application listening on <paramref name="listen"/> (port 0: any free one), configured from <c>Proxy:*</c> settings.</summary>
+    public static WebApplication BuildApp(string listen, IDictionary<string, string?> settings, bool verbose)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Configuration.AddInMemoryCollection(settings);
-        builder.WebHost.UseUrls($"http://{parse.GetValue(Listen)}");
-        var verbose = parse.GetValue(Verbose);
+        builder.WebHost.UseUrls($"http://{listen}");
         builder.Logging.ClearProviders().AddSimpleConsole(o =>
         {
             o.SingleLine = true;

@@ -1,0 +1,316 @@
+using FaaSMon.Core;
+using static FaaSMon.Grapher.Tests.GraphAssert;
+
+namespace FaaSMon.Grapher.Tests;
+
+public sealed class AttributionTests
+{
+    [Fact]
+    public void A_request_read_opens_a_window_and_the_status_line_written_back_closes_it()
+    {
+        var ev = new Events();
+        var h = new Harness().Feed(
+            ev.OpenRead("/home/app/node_modules/express/index.js"), // start-up: before any request
+            ev.Request(20, "call-a"),
+            ev.OpenWrite("/tmp/upload.png"),
+            ev.Write(30, "/tmp/upload.png"),
+            ev.Write(30, "/tmp/upload.png"),
+            ev.Response(20));
+        Assert.Empty(h.Finished); // still settling
+        h.Settle(ev.Time);
+
+        var graph = h.Graph("call-a");
+        Assert.Equal(GraphScope.Invocation, graph.Scope);
+        Assert.Equal("product-photos-receive", graph.Function);
+        Assert.Equal("response", Self(graph).Attributes!["closed"]);
+        var file = Node(graph, NodeKind.File, "/tmp/upload.png");
+        var write = Assert.Single(graph.Edges, e => e.Kind == EdgeKind.Write && e.Target == file.Id);
+        Assert.Equal(2, write.Count); // identical edges collapse with a count
+        Assert.True(write.LastTimeNs > write.FirstTimeNs);
+        Assert.DoesNotContain(graph.Nodes, n => n.Label.Contains("express", StringComparison.Ordinal));
+        Assert.Equal(1, h.Counters.Idle);
+        Assert.False(graph.Ambiguous);
+    }
+
+    [Fact]
+    public void A_file_written_by_one_invocation_and_executed_by_a_later_one_is_inherited()
+    {
+        var ev = new Events();
+        const int Shell = 5001;
+        var h = new Harness().Feed(
+            ev.Request(20, "stage"),
+            ev.OpenWrite("/tmp/.part"),
+            ev.Write(30, "/tmp/.part"),
+            ev.Rename("/tmp/.part", "/tmp/evil.sh"),
+            ev.Response(20));
+        h.Settle(ev.Time);
+        ev.Wait(TimeSpan.FromSeconds(5));
+        h.Feed(
+            ev.Request(21, "trigger", clientPort: 50001),
+            ev.Fork(Shell),
+            ev.Exec(Shell, "/bin/sh", "sh", "-c", "chmod +x evil.sh; ./evil.sh"),
+            ev.Chmod("/tmp/evil.sh"), // by the main process here: a chmod makes no writer
+            ev.Next("execve", pid: Shell, path: "/tmp/evil.sh", argv: ["./evil.sh"]),
+            ev.Response(21, clientPort: 50001),
+            ev.Exit(Shell));
+        h.Settle(ev.Time);
+        h.Feed(ev.Request(22, "benign", clientPort: 50002), ev.OpenRead("/etc/hosts"), ev.Response(22, clientPort: 50002));
+        h.Settle(ev.Time);
+
+        var stage = h.Graph("stage");
+        Assert.True(HasEdge(stage, EdgeKind.Rename, n => n.Kind == NodeKind.Process, n => n.Label == "/tmp/evil.sh"));
+        Assert.DoesNotContain(stage.Edges, e => e.Kind == EdgeKind.Inherits);
+
+        var trigger = h.Graph("trigger");
+        var evil = Node(trigger, NodeKind.File, "/tmp/evil.sh");
+        var inherits = Assert.Single(trigger.Edges, e => e.Kind == EdgeKind.Inherits && e.Target == evil.Id && e.Syscall == "execve");
+        var writer = trigger.Nodes[inherits.Source];
+        Assert.Equal("stage", writer.Attributes!["callId"]);
+        Assert.Equal(stage.GraphId, writer.Attributes["graphId"]);
+        Assert.True(HasEdge(trigger, EdgeKind.Execve, n => n.Attributes?.GetValueOrDefault("pid") == Shell.ToString(System.Globalization.CultureInfo.InvariantCulture), n => n.Id == evil.Id), Describe(trigger));
+        Assert.True(HasEdge(trigger, EdgeKind.Fork, n => n.Attributes?.GetValueOrDefault("role") == "function", n => n.Attributes?.GetValueOrDefault("pid") == Shell.ToString(System.Globalization.CultureInfo.InvariantCulture)), Describe(trigger));
+
+        Assert.DoesNotContain(h.Graph("benign").Edges, e => e.Kind == EdgeKind.Inherits);
+    }
+
+    [Fact]
+    public void A_later_invocation_that_rewrites_a_file_before_reading_it_inherits_nothing()
+    {
+        var ev = new Events();
+        var h = new Harness().Feed(ev.Request(20, "first"), ev.OpenWrite("/tmp/cache.json"), ev.Response(20));
+        h.Settle(ev.Time);
+        h.Feed(ev.Request(20, "second"), ev.OpenWrite("/tmp/cache.json"), ev.OpenRead("/tmp/cache.json"), ev.Response(20));
+        h.Settle(ev.Time);
+        h.Feed(ev.Request(20, "third"), ev.OpenRead("/tmp/cache.json"), ev.Response(20));
+        h.Settle(ev.Time);
+
+        Assert.DoesNotContain(h.Graph("second").Edges, e => e.Kind == EdgeKind.Inherits);
+        var third = h.Graph("third");
+        var inherits = Assert.Single(third.Edges, e => e.Kind == EdgeKind.Inherits);
+        Assert.Equal("second", third.Nodes[inherits.Source].Attributes!["callId"]); // the last writer, not the first
+    }
+
+    [Fact]
+    public void Children_started_inside_an_invocation_belong_to_it_after_the_response_until_they_exit()
+    {
+        var ev = new Events();
+        const int Child = 6001;
+        var h = new Harness().Feed(
+            ev.Request(20, "spawner"),
+            ev.Fork(Child),
+            ev.Response(20),
+            ev.Exec(Child, "/bin/sh", "sh"),
+            ev.Next("connect", pid: Child, fd: new FileDescriptorInfo(3, "TCP", "127.0.0.1:41000", "127.0.0.1:4444"), ret: 0));
+        h.Attributor.Advance(ev.Time + TimeSpan.FromMilliseconds(200));
+        Assert.Empty(h.Finished); // its child still runs: past the settle delay, within the grace
+        h.Feed(ev.Exit(Child));
+        h.Attributor.Advance(ev.Time + TimeSpan.FromMilliseconds(200));
+
+        var graph = h.Graph("spawner");
+        Assert.True(HasEdge(graph, EdgeKind.Connect, n => n.Label == "sh", n => n.Label == "127.0.0.1:4444"));
+        Assert.True(HasEdge(graph, EdgeKind.Fork, n => n.Attributes?.GetValueOrDefault("role") == "function", n => n.Label == "sh"));
+    }
+
+    [Fact]
+    public void Threads_are_not_processes()
+    {
+        var ev = new Events();
+        var h = new Harness().Feed(ev.Request(20, "t"), ev.Thread(4243), ev.Read(31, "/etc/hosts", tid: 4243), ev.Response(20));
+        h.Settle(ev.Time);
+        var graph = h.Graph("t");
+        Assert.Single(graph.Nodes, n => n.Kind == NodeKind.Process);
+        Assert.DoesNotContain(graph.Edges, e => e.Kind == EdgeKind.Fork);
+    }
+
+    [Fact]
+    public void Overlapping_requests_in_one_process_are_told_apart_by_their_descriptors_and_flagged_where_time_decides()
+    {
+        var ev = new Events();
+        var h = new Harness().Feed(
+            ev.Request(20, "a", clientPort: 50000),
+            ev.OpenWrite("/tmp/a.png", fd: 40),
+            ev.Request(21, "b", clientPort: 50001),
+            ev.Write(40, "/tmp/a.png"), // a's descriptor while b is open: still a's
+            ev.Send(50, "127.0.0.1:5432", data: "Q"u8.ToArray()), // a pooled database connection: time decides
+            ev.Response(20, clientPort: 50000),
+            ev.OpenWrite("/tmp/b.png", fd: 41),
+            ev.Response(21, clientPort: 50001));
+        h.Settle(ev.Time);
+
+        var a = h.Graph("a");
+        var b = h.Graph("b");
+        Assert.True(HasEdge(a, EdgeKind.Write, _ => true, n => n.Label == "/tmp/a.png"));
+        Assert.DoesNotContain(b.Nodes, n => n.Label == "/tmp/a.png");
+        Assert.Contains(b.Nodes, n => n.Label == "/tmp/b.png");
+        Assert.True(a.Ambiguous && b.Ambiguous);
+        Assert.True(h.Counters.Ambiguous >= 1);
+    }
+
+    [Fact]
+    public void An_outgoing_call_carrying_a_call_id_settles_which_overlapping_invocation_made_it()
+    {
+        var ev = new Events(function: "product-purchase", instance: "product-purchase-1");
+        var call = "POST /function/product-purchase-authenticate HTTP/1.1\r\nX-Call-Id: first\r\n\r\n"u8.ToArray();
+        var h = new Harness().Feed(
+            ev.Request(20, "first", clientPort: 50000),
+            ev.Request(21, "second", clientPort: 50001),
+            ev.Connect(60, "127.0.0.1:8080"),
+            ev.Send(60, "127.0.0.1:8080", data: call),
+            ev.Response(20, clientPort: 50000),
+            ev.Response(21, clientPort: 50001));
+        h.Settle(ev.Time);
+
+        Assert.True(HasEdge(h.Graph("first"), EdgeKind.Send, _ => true, n => n.Label == "127.0.0.1:8080"));
+        Assert.False(HasEdge(h.Graph("second"), EdgeKind.Send, _ => true, n => n.Label == "127.0.0.1:8080"));
+    }
+
+    [Fact]
+    public void Work_a_handler_did_not_await_is_its_tail_until_the_settle_delay_ends()
+    {
+        var ev = new Events(function: "product-catalog-api", instance: "product-catalog-api-1");
+        var h = new Harness(new GrapherOptions { SettleDelay = TimeSpan.FromMilliseconds(500), RecordWait = TimeSpan.Zero });
+        h.Feed(ev.Request(20, "injected"), ev.Response(20));
+        ev.Wait(TimeSpan.FromMilliseconds(200)); // a setTimeout(…, 200) in the request
+        h.Feed(ev.OpenWrite("/tmp/catalog-cache.json"));
+        ev.Wait(TimeSpan.FromSeconds(1));
+        h.Feed(ev.OpenWrite("/tmp/unrelated.json")); // long after: nobody's
+        h.Settle(ev.Time);
+
+        var graph = h.Graph("injected");
+        Assert.Contains(graph.Nodes, n => n.Label == "/tmp/catalog-cache.json");
+        Assert.DoesNotContain(graph.Nodes, n => n.Label == "/tmp/unrelated.json");
+    }
+
+    [Fact]
+    public void Events_of_unknown_processes_are_counted_and_left_out()
+    {
+        var ev = new Events();
+        var h = new Harness().Feed(
+            ev.Request(20, "x"),
+            ev.Next("openat", pid: 999, path: "/etc/shadow", flags: "O_RDONLY", functionOverride: null) with { Function = null, Instance = null },
+            ev.Response(20));
+        h.Settle(ev.Time);
+        Assert.Equal(1, h.Counters.UnknownProcess);
+        Assert.DoesNotContain(h.Graph("x").Nodes, n => n.Label == "/etc/shadow");
+    }
+
+    [Fact]
+    public void Out_of_order_timestamps_do_not_break_windows_or_edge_times()
+    {
+        var ev = new Events();
+        var request = ev.Request(20, "o");
+        var early = ev.OpenWrite("/tmp/o.txt");
+        var write = ev.Write(30, "/tmp/o.txt");
+        var late = ev.Write(30, "/tmp/o.txt");
+        var response = ev.Response(20);
+        var h = new Harness().Feed(request, early, late, write, response); // two writes swapped
+        h.Feed(early with { Timestamp = request.Timestamp - TimeSpan.FromSeconds(30) }); // from before the window: nobody's
+        h.Settle(ev.Time);
+
+        var edge = Assert.Single(h.Graph("o").Edges, e => e.Kind == EdgeKind.Write);
+        Assert.Equal(2, edge.Count);
+        Assert.True(edge.FirstTimeNs < edge.LastTimeNs);
+        Assert.True(h.Counters.Idle >= 1);
+    }
+
+    [Fact]
+    public void An_invocation_with_a_million_events_is_capped_flagged_and_bounded()
+    {
+        var ev = new Events();
+        var h = new Harness(new GrapherOptions { MaxNodesPerGraph = 1_000, MaxEdgesPerGraph = 4_000, SettleDelay = TimeSpan.Zero, RecordWait = TimeSpan.Zero });
+        h.Feed(ev.Request(20, "flood"));
+        GC.Collect();
+        var before = GC.GetTotalMemory(forceFullCollection: true);
+        for (var i = 0; i < 1_000_000; i++)
+        {
+            // distinct files while under the cap, then the same ones again: nodes, edges and repeats all hit
+            h.Attributor.Add(ev.OpenRead($"/tmp/f{i % 20_000}", fd: 100));
+        }
+
+        var during = GC.GetTotalMemory(forceFullCollection: true);
+        h.Feed(ev.Response(20)).Settle(ev.Time);
+
+        var graph = h.Graph("flood");
+        Assert.True(graph.Truncated);
+        Assert.True(graph.Nodes.Count <= 1_000);
+        Assert.True(graph.Edges.Count <= 4_000);
+        Assert.True(long.Parse(Self(graph).Attributes!["leftOut"], System.Globalization.CultureInfo.InvariantCulture) > 0);
+        Assert.Equal(1, h.Counters.Truncated);
+        Assert.True(during - before < 64L * 1024 * 1024, $"an open invocation held {(during - before) / 1024 / 1024} MiB");
+    }
+
+    [Fact]
+    public void Events_after_a_flush_are_counted_late_not_attributed()
+    {
+        var ev = new Events();
+        const int Child = 7001;
+        var h = new Harness(new GrapherOptions { SettleDelay = TimeSpan.FromMilliseconds(10), RecordWait = TimeSpan.Zero, ChildGrace = TimeSpan.FromMilliseconds(20) });
+        h.Feed(ev.Request(20, "f"), ev.Fork(Child), ev.Exec(Child, "/bin/sleep", "sleep", "60"), ev.Response(20));
+        h.Settle(ev.Time);
+        Assert.Single(h.Finished);
+        var attributed = h.Counters.Attributed;
+        h.Feed(ev.Next("openat", pid: Child, path: "/tmp/after", flags: "O_RDONLY"));
+        Assert.Equal(1, h.Counters.Late);
+        Assert.Equal(attributed, h.Counters.Attributed);
+        Assert.Single(h.Finished);
+    }
+
+    [Fact]
+    public void A_window_that_never_closes_is_flushed_by_timeout()
+    {
+        var ev = new Events();
+        var h = new Harness(new GrapherOptions { WindowTimeout = TimeSpan.FromSeconds(5) });
+        h.Feed(ev.Request(20, "hang"), ev.OpenRead("/etc/hosts"));
+        h.Attributor.Advance(ev.Time + TimeSpan.FromSeconds(1));
+        Assert.Empty(h.Finished);
+        h.Attributor.Advance(ev.Time + TimeSpan.FromSeconds(6));
+        var graph = h.Graph("hang");
+        Assert.Equal("timeout", Self(graph).Attributes!["closed"]);
+        Assert.Equal(1, h.Counters.TimedOut);
+    }
+
+    [Fact]
+    public void The_proxy_record_joins_trace_context_and_a_cut_call_id_is_found_by_path_and_time()
+    {
+        var ev = new Events(function: "product-catalog-api", instance: "product-catalog-api-1");
+        var h = new Harness();
+        var record = Record("call-1", "product-catalog-api", "/function/product-catalog-api/products", "?category=cameras", ev.Time, ev.Time + TimeSpan.FromMilliseconds(50));
+        var other = Record("call-2", "product-catalog-api", "/function/product-catalog-api/categories", null, ev.Time, ev.Time + TimeSpan.FromMilliseconds(50));
+        h.Attributor.Add(other);
+        h.Attributor.Add(record);
+        // the head as a tracer keeping few bytes sees it: the request line, no call id
+        var head = System.Text.Encoding.ASCII.GetBytes("GET /products?category=cameras HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nX-Call-I");
+        h.Feed(ev.Next("read", fd: Events.Socket(20, 50000), data: head, ret: head.Length), ev.OpenRead("/tmp/catalog-cache.json"), ev.Response(20));
+        h.Settle(ev.Time);
+
+        var finished = Assert.Single(h.Finished);
+        Assert.Equal("call-1", finished.Graph.CallId);
+        Assert.Equal(record.TraceId, finished.TraceId);
+        Assert.Equal(record.SpanId, finished.SpanId);
+        Assert.Equal("200", Self(finished.Graph).Attributes!["status"]);
+        Assert.Equal(1, h.Counters.RecordsMatched);
+    }
+
+    [Fact]
+    public void A_call_made_without_trace_context_is_linked_to_the_invocation_that_made_it()
+    {
+        var caller = new Events(pid: 100, function: "product-purchase-get-price", instance: "get-price-1");
+        var callee = new Events(pid: 200, function: "product-purchase-publish", instance: "publish-1");
+        var h = new Harness();
+        h.Feed(caller.Request(20, "injected"), caller.Connect(60, "127.0.0.1:8080", localPort: 45555), caller.Send(60, "127.0.0.1:8080", localPort: 45555));
+        h.Feed(callee.Request(20, "fresh-call-id"), callee.Response(20));
+        h.Attributor.Add(Record("fresh-call-id", "product-purchase-publish", "/function/product-purchase-publish", null, callee.Time - TimeSpan.FromMilliseconds(10), callee.Time, client: "127.0.0.1:45555"));
+        h.Feed(caller.Response(20));
+        h.Settle(callee.Time + TimeSpan.FromSeconds(1));
+
+        var publish = Self(h.Graph("fresh-call-id"));
+        Assert.Equal("product-purchase-get-price", publish.Attributes!["callerFunction"]);
+        Assert.Equal("injected", publish.Attributes["callerCallId"]);
+        Assert.Equal("true", publish.Attributes["untracedCall"]);
+    }
+
+    internal static InvocationRecord Record(string callId, string function, string path, string? query, DateTimeOffset start, DateTimeOffset end,
+        string? parentSpan = null, string? client = "127.0.0.1:1234", string? traceId = null, string? spanId = null) =>
+        new(callId, traceId ?? TraceIds.NewTraceId(), spanId ?? TraceIds.NewSpanId(), parentSpan, parentSpan, function, "GET", path, query, 200, 0, 10, start, end, 0, 0,
+            client, 5, null, false, null, false, null, "ok");
+}
