@@ -2,3 +2,4 @@ using System.Runtime.CompilerServices;
 
 [assembly: InternalsVisibleTo("faasmon")]
 [assembly: InternalsVisibleTo("FaaSMon.Classifier.Tests")]
+[assembly: InternalsVisibleTo("FaaSMon.Network.Tests")]

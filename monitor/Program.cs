@@ -11,6 +11,7 @@ var root = new RootCommand("FaaSMon: provenance-graph intrusion detection for Op
     TrainCommand.Create(),
     EvalCommand.Create(),
     TraceCommand.Create(),
+    NetCollectCommand.Create(),
     CollectCommand.Create(),
     GraphCommand.Create(),
 };

@@ -92,13 +92,17 @@ internal sealed partial class Evaluator(GnnTrainer trainer, ILogger<Evaluator> l
         return results;
     }
 
-    internal static int[] StratifiedFolds(IReadOnlyList<LabeledGraph> graphs, int folds, int seed)
+    internal static int[] StratifiedFolds(IReadOnlyList<LabeledGraph> graphs, int folds, int seed) =>
+        StratifiedFolds([.. graphs.Select(g => g.Family)], folds, seed);
+
+    /// <summary>A fold per sample, stratified by label (shared with the network view's temporal evaluation).</summary>
+    internal static int[] StratifiedFolds(IReadOnlyList<string> labels, int folds, int seed)
     {
         var random = new Random(seed);
-        var assignment = new int[graphs.Count];
+        var assignment = new int[labels.Count];
         // The rotation carries on from one label to the next, so folds also come out equal in size.
         var next = 0;
-        foreach (var label in graphs.Select((g, i) => (g.Family, i)).GroupBy(p => p.Family, StringComparer.Ordinal))
+        foreach (var label in labels.Select((family, i) => (Family: family, i)).GroupBy(p => p.Family, StringComparer.Ordinal))
         {
             foreach (var (_, i) in label.OrderBy(_ => random.Next()))
             {
@@ -110,7 +114,7 @@ internal sealed partial class Evaluator(GnnTrainer trainer, ILogger<Evaluator> l
         return assignment;
     }
 
-    private static string WriteFoldCsv(string path, List<FoldResult> results)
+    internal static string WriteFoldCsv(string path, List<FoldResult> results)
     {
         static string F(double v) => double.IsNaN(v) ? "" : v.ToString("F4", CultureInfo.InvariantCulture);
         Func<Metrics, double>[] columns = [m => m.Accuracy, m => m.Precision, m => m.Recall, m => m.F1, m => m.MacroF1, m => m.RocAuc];

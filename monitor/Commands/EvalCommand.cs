@@ -37,7 +37,7 @@ internal static class EvalCommand
             "leave-one-family-out (recall on the family left out, benign FPR); CSV, confusion matrix and ROC PNGs.")
         {
             TrainCommand.Data, Folds, Out, Archs, TrainCommand.Mode, TrainCommand.Epochs, TrainCommand.Hidden, TrainCommand.Layers,
-            TrainCommand.Seed, NoLeaveOneFamilyOut, ExportNpz, LocalFaasCommand.Verbose,
+            TrainCommand.Seed, NoLeaveOneFamilyOut, ExportNpz, LocalFaasCommand.Verbose, NetworkEvalTask.Task,
         };
         Folds.Validators.Add(r =>
         {
@@ -57,6 +57,11 @@ internal static class EvalCommand
         command.SetAction(parse =>
         {
             using var logging = CliLogging.Create(parse.GetValue(LocalFaasCommand.Verbose));
+            if (NetworkEvalTask.Selected(parse))
+            {
+                return NetworkEvalTask.Run(parse, Folds, Out, logging);
+            }
+
             return TrainCommand.Run(() =>
             {
                 var dataset = GraphDataset.Load(parse.GetValue(TrainCommand.Data)!.FullName);

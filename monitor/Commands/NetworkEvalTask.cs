@@ -1,0 +1,58 @@
+using System.CommandLine;
+using FaaSMon.Classifier.Evaluation;
+using FaaSMon.Classifier.Models;
+using FaaSMon.Classifier.Temporal;
+using Microsoft.Extensions.Logging;
+
+namespace FaaSMon.Monitor.Commands;
+
+/// <summary><c>faasmon eval --task network</c>: TGAT and its static GCN baseline, k-fold on netcollect's windows.</summary>
+internal static class NetworkEvalTask
+{
+    /// <summary>Network windows need fewer passes than provenance graphs: they are many and small.</summary>
+    private const int DefaultEpochs = 12;
+
+    public static readonly Option<string> Task = new("--task")
+    {
+        Description = "invocation (provenance graphs, the default) or network (netcollect's temporal graphs: TGAT and GCN).",
+        DefaultValueFactory = _ => "invocation",
+    };
+
+    static NetworkEvalTask()
+    {
+        Task.AcceptOnlyFromAmong("invocation", "network");
+    }
+
+    public static bool Selected(ParseResult parse) => parse.GetValue(Task) == "network";
+
+    public static int Run(ParseResult parse, Option<int> folds, Option<DirectoryInfo> outDirectory, ILoggerFactory logging) => TrainCommand.Run(() =>
+    {
+        var dataset = TemporalEvaluator.LoadDataset(parse.GetValue(TrainCommand.Data)!.FullName);
+        var epochs = parse.GetResult(TrainCommand.Epochs) is { Implicit: false } ? parse.GetValue(TrainCommand.Epochs) : DefaultEpochs;
+        var training = new TrainingOptions(Epochs: epochs, BatchSize: 32, LearningRate: 0.003, Seed: parse.GetValue(TrainCommand.Seed));
+        var evaluator = new TemporalEvaluator(new TemporalTrainer(logging.CreateLogger<TemporalTrainer>()), logging.CreateLogger<TemporalEvaluator>());
+        var output = parse.GetValue(outDirectory)!.FullName;
+        Console.WriteLine($"{dataset.Count} windows: {string.Join(", ", dataset.GroupBy(d => d.Label).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Count()} {g.Key}"))}");
+        var reports = new List<EvaluationReport>();
+        foreach (var arch in new[] { TemporalArch.Tgat, TemporalArch.Gcn })
+        {
+            reports.Add(evaluator.Run(dataset, new TemporalOptions(arch, Hidden: parse.GetValue(TrainCommand.Hidden)), training, parse.GetValue(folds), output));
+        }
+
+        Console.WriteLine($"{"model",-14} {"accuracy",16} {"precision",16} {"recall",16} {"F1",16} {"macro-F1",16}");
+        foreach (var report in reports)
+        {
+            string Cell(Func<Metrics, double> metric)
+            {
+                var values = report.Folds.Select(f => metric(f.Metrics)).ToList();
+                var mean = values.Average();
+                var sd = values.Count < 2 ? 0 : Math.Sqrt(values.Sum(v => (v - mean) * (v - mean)) / (values.Count - 1));
+                return $"{mean:F4} ± {sd:F4}";
+            }
+
+            Console.WriteLine($"{report.ModelName,-14} {Cell(m => m.Accuracy),16} {Cell(m => m.Precision),16} {Cell(m => m.Recall),16} {Cell(m => m.F1),16} {Cell(m => m.MacroF1),16}");
+        }
+
+        Console.WriteLine($"Written: {string.Join(" ", reports.SelectMany(r => r.Files).Select(Path.GetFileName))} in {output}");
+    });
+}

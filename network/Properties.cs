@@ -1,0 +1,4 @@
+using System.Runtime.CompilerServices;
+
+[assembly: InternalsVisibleTo("faasmon")]
+[assembly: InternalsVisibleTo("FaaSMon.Network.Tests")]
