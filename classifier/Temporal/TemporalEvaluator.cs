@@ -11,6 +11,9 @@ namespace FaaSMon.Classifier.Temporal;
 /// </summary>
 internal sealed partial class TemporalEvaluator(TemporalTrainer trainer, ILogger logger)
 {
+    /// <summary>Per label, over all folds: how many windows were flagged (recall for attacks, false-positive rate for benign).</summary>
+    public IReadOnlyDictionary<string, (int Windows, int Flagged)> FlaggedByLabel { get; private set; } = new Dictionary<string, (int, int)>();
+
     public EvaluationReport Run(IReadOnlyList<TemporalGraph> dataset, TemporalOptions options, TrainingOptions training, int folds, string outDirectory)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(folds, 2);
@@ -25,6 +28,7 @@ internal sealed partial class TemporalEvaluator(TemporalTrainer trainer, ILogger
         var assignment = Evaluator.StratifiedFolds([.. graphs.Select(g => g.Family)], folds, training.Seed);
         var name = $"{options.Arch.ToString().ToLowerInvariant()}-network";
         var results = new List<FoldResult>();
+        var flagged = new Dictionary<string, (int Windows, int Flagged)>(StringComparer.Ordinal);
         for (var fold = 0; fold < folds; fold++)
         {
             var train = graphs.Where((_, i) => assignment[i] != fold).ToList();
@@ -32,6 +36,12 @@ internal sealed partial class TemporalEvaluator(TemporalTrainer trainer, ILogger
             using var model = trainer.Train(options, training, train);
             var scores = model.Predict([.. test.Select(g => g.Features)]);
             var truth = test.Select(g => g.IsAttack).ToArray();
+            for (var i = 0; i < test.Count; i++)
+            {
+                var (windows, hits) = flagged.GetValueOrDefault(test[i].Family);
+                flagged[test[i].Family] = (windows + 1, hits + (scores[i] >= 0.5 ? 1 : 0));
+            }
+
             var metrics = Metrics.From(truth, scores);
             LogFold(logger, name, fold + 1, folds, metrics.Accuracy, metrics.F1, metrics.MacroF1);
             results.Add(new FoldResult(fold + 1, metrics, truth, scores));
@@ -42,8 +52,22 @@ internal sealed partial class TemporalEvaluator(TemporalTrainer trainer, ILogger
             Evaluator.WriteFoldCsv(Path.Combine(outDirectory, $"kfold-{name}.csv"), results),
             Plots.ConfusionMatrix(Path.Combine(outDirectory, $"confusion-{name}.png"), name, results),
             Plots.Roc(Path.Combine(outDirectory, $"roc-{name}.png"), name, results),
+            WriteLabelCsv(Path.Combine(outDirectory, $"labels-{name}.csv"), flagged),
         };
+        FlaggedByLabel = flagged;
         return new EvaluationReport(name, results, [], files);
+    }
+
+    private static string WriteLabelCsv(string path, Dictionary<string, (int Windows, int Flagged)> flagged)
+    {
+        var csv = new System.Text.StringBuilder("label,windows,flagged,share_flagged\n");
+        foreach (var (label, (windows, hits)) in flagged.OrderBy(p => p.Key, StringComparer.Ordinal))
+        {
+            csv.AppendLine(System.Globalization.CultureInfo.InvariantCulture, $"{label},{windows},{hits},{(double)hits / windows:F4}");
+        }
+
+        File.WriteAllText(path, csv.ToString());
+        return path;
     }
 
     /// <summary>Every sample under <paramref name="directory"/> (any depth, <c>*.json</c> except collection.json).</summary>

@@ -34,9 +34,13 @@ internal static class NetworkEvalTask
         var output = parse.GetValue(outDirectory)!.FullName;
         Console.WriteLine($"{dataset.Count} windows: {string.Join(", ", dataset.GroupBy(d => d.Label).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Count()} {g.Key}"))}");
         var reports = new List<EvaluationReport>();
+        var flagged = new List<string>();
         foreach (var arch in new[] { TemporalArch.Tgat, TemporalArch.Gcn })
         {
-            reports.Add(evaluator.Run(dataset, new TemporalOptions(arch, Hidden: parse.GetValue(TrainCommand.Hidden)), training, parse.GetValue(folds), output));
+            var report = evaluator.Run(dataset, new TemporalOptions(arch, Hidden: parse.GetValue(TrainCommand.Hidden)), training, parse.GetValue(folds), output);
+            reports.Add(report);
+            flagged.Add($"{report.ModelName} flagged, per label: " + string.Join(", ", evaluator.FlaggedByLabel.OrderBy(p => p.Key, StringComparer.Ordinal)
+                .Select(p => $"{p.Key} {p.Value.Flagged}/{p.Value.Windows}")));
         }
 
         Console.WriteLine($"{"model",-14} {"accuracy",16} {"precision",16} {"recall",16} {"F1",16} {"macro-F1",16}");
@@ -53,6 +57,7 @@ internal static class NetworkEvalTask
             Console.WriteLine($"{report.ModelName,-14} {Cell(m => m.Accuracy),16} {Cell(m => m.Precision),16} {Cell(m => m.Recall),16} {Cell(m => m.F1),16} {Cell(m => m.MacroF1),16}");
         }
 
+        flagged.ForEach(Console.WriteLine);
         Console.WriteLine($"Written: {string.Join(" ", reports.SelectMany(r => r.Files).Select(Path.GetFileName))} in {output}");
     });
 }
