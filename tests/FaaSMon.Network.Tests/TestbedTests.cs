@@ -39,6 +39,23 @@ public sealed class TestbedTests
     }
 
     [Fact]
+    public async Task A_run_that_fails_while_its_servers_and_capture_run_leaves_nothing_behind()
+    {
+        TestbedLayout? layout = null;
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(async () =>
+        {
+            await using var testbed = await NetworkTestbed.StartAsync(NullLogger.Instance, CancellationToken.None);
+            layout = testbed.Layout;
+            using var capture = Capture.BridgeCapture.Start(testbed.BridgeThread, layout.BridgeName);
+            await Scenarios.BenignTraffic.HttpGetAsync(testbed.In(layout.Client), layout.Web.Address, TestbedServices.WebPort, "/", CancellationToken.None);
+            throw new InvalidOperationException("failure in the middle of a run");
+        });
+        Assert.Equal("failure in the middle of a run", error.Message);
+        Assert.NotNull(layout);
+        Leftovers.AssertNone(layout);
+    }
+
+    [Fact]
     public async Task Sweep_removes_what_a_dead_run_left_and_spares_a_live_one()
     {
         // A run whose owner died (its owner file names a PID that does not exist): a namespace with a process in it.
