@@ -74,7 +74,8 @@ internal sealed class ScalarSafeAdam : IDisposable
             var gradient = grad.add(parameter, alpha: _weightDecay);
             _firstMoments[i].mul_(_beta1Scalar).add_(gradient, alpha: _oneMinusBeta1);
             _secondMoments[i].mul_(_beta2Scalar).addcmul_(gradient, gradient, value: _oneMinusBeta2);
-            parameter.addcdiv_(_firstMoments[i], _secondMoments[i].sqrt().add_(_epsilon), value: negativeStepSize);
+            // add_(Scalar) alone makes a temporary alpha Scalar (the finalizer race): pass alpha held here.
+            parameter.addcdiv_(_firstMoments[i], _secondMoments[i].sqrt().add_(_epsilon, Scalars.One), value: negativeStepSize);
         }
     }
 

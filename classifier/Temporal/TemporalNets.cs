@@ -13,7 +13,10 @@ internal enum TemporalArch
     Gcn,
 }
 
-/// <summary>Scalars these models use, held for the life of the process (see <see cref="Scalars"/>: temporaries race the finalizer).</summary>
+/// <summary>
+/// Scalars these models use, held for the life of the process (see <see cref="Scalars"/>: temporaries race the finalizer).
+/// Tensor + tensor goes through add with a temporary alpha Scalar, so these models call add with this alpha instead.
+/// </summary>
 internal static class TemporalScalars
 {
     public static readonly Scalar One = 1.ToScalar();
@@ -101,7 +104,7 @@ internal sealed class TgatNet : TemporalNet
         RegisterComponents();
     }
 
-    private Tensor TimeEncoding(Tensor dt) => (dt.unsqueeze(-1) * frequency + phase).cos();
+    private Tensor TimeEncoding(Tensor dt) => (dt.unsqueeze(-1) * frequency).add(phase, TemporalScalars.One).cos();
 
     public override Tensor forward(TemporalBatch batch)
     {
@@ -118,7 +121,7 @@ internal sealed class TgatNet : TemporalNet
         var width = _hidden / _heads;
         var k = key.forward(kv).view(queries, slots, _heads, width);
         var v = value.forward(kv).view(queries, slots, _heads, width);
-        var scores = (k * q.view(queries, 1, _heads, width)).sum([3]) * _inverseRootHeadWidth + batch.NeighbourMaskBias.unsqueeze(-1);
+        var scores = ((k * q.view(queries, 1, _heads, width)).sum([3]) * _inverseRootHeadWidth).add(batch.NeighbourMaskBias.unsqueeze(-1), TemporalScalars.One);
         var attention = functional.softmax(scores, 1);
         var attended = (attention.unsqueeze(-1) * v).sum([1]).view(queries, _hidden) * batch.HasNeighbours;
         var temporal = merge.forward(cat([attended, hq], 1));
@@ -171,7 +174,7 @@ internal sealed class StaticGcnNet : TemporalNet
         {
             var messages = h.index_select(0, batch.UndirectedSource) * inverseRoot.index_select(0, batch.UndirectedSource);
             var summed = zeros_like(h).index_add(0, batch.UndirectedTarget, messages, TemporalScalars.One) * inverseRoot;
-            h = functional.relu(layer.forward(summed + (h / degree)));
+            h = functional.relu(layer.forward(summed.add(h / degree, TemporalScalars.One)));
         }
 
         return head.forward(Readout(h, batch.NodeGraph, batch.NodesPerGraph, batch)).squeeze(1);
