@@ -157,6 +157,23 @@ public sealed partial class LocalFaasHost : IAsyncDisposable
         _upstream.Dispose();
     }
 
+    /// <summary>
+    /// Whether process <paramref name="pid"/> is a function instance of the runtime whose state is <paramref name="stateDirectory"/>
+    /// (it works in its instance's copy of the code): how a tracer on a machine with several runtimes keeps to one.
+    /// </summary>
+    public static bool RunsIn(string stateDirectory, int pid)
+    {
+        var instances = Path.Combine(Path.GetFullPath(stateDirectory), "instances") + "/";
+        try
+        {
+            return new FileInfo($"/proc/{pid.ToString(System.Globalization.CultureInfo.InvariantCulture)}/cwd").LinkTarget?.StartsWith(instances, StringComparison.Ordinal) == true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
     /// <summary><c>functions/stack.yml</c> above the program's folder or the current folder.</summary>
     public static string? FindStackFile()
     {

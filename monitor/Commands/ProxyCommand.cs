@@ -21,17 +21,7 @@ internal static class ProxyCommand
     {
         Description = "The OpenFaaS gateway to forward to.",
         DefaultValueFactory = _ => new Uri("http://127.0.0.1:8081"),
-        CustomParser = result =>
-        {
-            var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
-            if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https")
-            {
-                return uri;
-            }
-
-            result.AddError($"--upstream must be an absolute http(s) URL, got '{text}'");
-            return null!;
-        },
+        CustomParser = CliParsers.HttpUrl,
     };
 
     public static readonly Option<DirectoryInfo?> DataDir = new("--data-dir")

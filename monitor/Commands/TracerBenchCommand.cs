@@ -51,7 +51,7 @@ internal static class TracerBenchCommand
                     Task drain = Task.CompletedTask;
                     if (mode != "none")
                     {
-                        session = await TracerSession.StartAsync(new TracerOptions { Backend = mode, DockerHost = "none" }, NullLoggerFactory.Instance, ct);
+                        session = await TracerSession.StartAsync(new TracerOptions { Backend = mode, DockerHost = "none", AcceptPid = pid => LocalFaasHost.RunsIn(state, pid) }, NullLoggerFactory.Instance, ct);
                         var functions = faas.Instances.Count(i => i.Pid is not null);
                         var sw = Stopwatch.StartNew();
                         while (session.Counters.AttachedProcesses < functions && sw.Elapsed < TimeSpan.FromSeconds(60))

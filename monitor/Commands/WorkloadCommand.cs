@@ -10,6 +10,7 @@ internal static class WorkloadCommand
     {
         Description = "The OpenFaaS(-compatible) gateway or FaaSMon proxy to drive.",
         DefaultValueFactory = _ => new Uri("http://127.0.0.1:8081"),
+        CustomParser = CliParsers.HttpUrl,
     };
 
     public static readonly Option<int> Benign = new("--benign")

@@ -17,6 +17,9 @@ public sealed class LocalFaasFixture : IAsyncLifetime
 
     public LocalFaasHost Host { get; private set; } = null!;
 
+    /// <summary>This runtime's processes only: another LocalFaaS on the machine (a test run beside this one) is not ours to trace.</summary>
+    public bool Owns(int pid) => LocalFaasHost.RunsIn(_state, pid);
+
     public async Task InitializeAsync()
     {
         _state = Path.Combine("/var/lib/faasmon/tests", $"tracer-{DateTime.UtcNow:HHmmss}-{Guid.NewGuid().ToString("N")[..8]}");
@@ -51,7 +54,7 @@ public sealed class LocalFaasTracingTests(LocalFaasFixture faas, ITestOutputHelp
     public async Task Container_reuse_shows_as_a_tmp_write_then_a_later_invocation_executing_it(string backend)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        await using var session = await TracerSession.StartAsync(new TracerOptions { Backend = backend, DockerHost = "none" }, TestOutputLoggerProvider.Factory(output), timeout.Token);
+        await using var session = await TracerSession.StartAsync(new TracerOptions { Backend = backend, DockerHost = "none", AcceptPid = faas.Owns }, TestOutputLoggerProvider.Factory(output), timeout.Token);
         var events = Collect(session);
         foreach (var (_, receiveInstance, _) in faas.Host.Instances.Where(i => i.Function == Receive))
         {
@@ -104,7 +107,7 @@ public sealed class LocalFaasTracingTests(LocalFaasFixture faas, ITestOutputHelp
     {
         const string function = "product-photos-success";
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        await using var session = await TracerSession.StartAsync(new TracerOptions { Backend = backend, DockerHost = "none" }, TestOutputLoggerProvider.Factory(output), timeout.Token);
+        await using var session = await TracerSession.StartAsync(new TracerOptions { Backend = backend, DockerHost = "none", AcceptPid = faas.Owns }, TestOutputLoggerProvider.Factory(output), timeout.Token);
         var events = Collect(session);
         var before = faas.Host.Instances.Where(i => i.Function == function).Select(i => i.Instance).ToHashSet();
         await ScaleAsync(function, before.Count + 1, timeout.Token);
