@@ -20,9 +20,12 @@ public sealed class GrapherOptions
     [Range(typeof(TimeSpan), "00:00:00", "00:05:00")]
     public TimeSpan RecordWait { get; set; } = TimeSpan.FromSeconds(3);
 
-    /// <summary>Processes started inside an invocation may outlive its response (a backgrounded shell): wait this long for them.</summary>
+    /// <summary>
+    /// Processes started inside an invocation may outlive its response (a backgrounded shell): wait this long for them.
+    /// A reverse shell's connect comes after its interpreter starts, which takes seconds on a loaded machine.
+    /// </summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
-    public TimeSpan ChildGrace { get; set; } = TimeSpan.FromSeconds(5);
+    public TimeSpan ChildGrace { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>An invocation whose response never came is flushed (and flagged) after this long.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]

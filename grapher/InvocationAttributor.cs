@@ -35,6 +35,7 @@ public sealed class InvocationAttributor
     private const int FlushCheckEvery = 4096;
     private const int MaxPendingForks = 65_536;
     private const int FlushedKeptPerProcess = 16;
+    private const int MaxHeldEvents = 64;
 
     private readonly GrapherOptions _options;
     private readonly Action<FinishedInvocation> _finished;
@@ -209,14 +210,26 @@ public sealed class InvocationAttributor
         {
             track.Parent = fork.Parent;
             track.Owner = fork.Owner;
+            track.Tentative = fork.Tentative;
             track.Label = fork.Parent.Label;
             track.Exe = fork.Parent.Exe;
         }
         else if (evt.Ppid > 0 && _processes.TryGetValue(evt.Ppid, out var parent) && !parent.Exited)
         {
-            // the fork itself was not seen (or not yet): the parent's window at this time takes the child
+            // the fork itself was not seen by its pid (a PID namespace numbers the child differently): the parent's window
+            // at this time takes the child; when several were open, only provisionally, until its execve says more
             track.Parent = parent;
-            track.Owner = parent.Owner ?? At(parent, evt.Timestamp, _options.SettleDelay, out _);
+            if (parent.Owner is { } inherited)
+            {
+                track.Owner = inherited;
+                track.Tentative = parent.Tentative;
+            }
+            else
+            {
+                track.Owner = At(parent, evt.Timestamp, _options.SettleDelay, out var guessed);
+                track.Tentative = guessed;
+            }
+
             track.Label = parent.Label;
             track.Exe = parent.Exe;
         }
@@ -228,6 +241,7 @@ public sealed class InvocationAttributor
 
     private void Exited(ProcessTrack process, SyscallEvent evt)
     {
+        Release(process);
         process.Exited = true;
         _processes.Remove(process.Pid);
         process.Owner?.LiveChildren.Remove(process.Pid);
@@ -242,7 +256,26 @@ public sealed class InvocationAttributor
         ambiguous = false;
         if (process.Owner is { } owner)
         {
-            return owner;
+            if (!process.Tentative)
+            {
+                return owner;
+            }
+
+            // a child whose parent served several requests when it started: hold its first events until its execve's
+            // argv names something only one of them asked for (a file name from the request, an id), or until it has
+            // done enough to be given to the guess
+            if (evt.Syscall == "execve" && !evt.Failed && ByContent(Candidates(process.Parent!, evt.Timestamp), evt) is { } named && named != owner)
+            {
+                Reown(process, named);
+            }
+            else if (evt.Syscall != "execve" && process.Held.Count < MaxHeldEvents)
+            {
+                process.Held.Add(evt);
+                return null;
+            }
+
+            Release(process);
+            return process.Owner;
         }
 
         var head = evt.Data is { Length: > 0 } data && evt.Fd is { IsSocket: true } ? HttpHead.Parse(data) : HttpHead.None;
@@ -272,11 +305,27 @@ public sealed class InvocationAttributor
                 process.Context = claim.Window;
             }
 
+            if (claim.Request && IsRead(evt.Syscall) && evt.Data is { Length: > 0 } body && claim.Window.Words.Count < 64)
+            {
+                // the body often comes in a read of its own (chunked from the gateway): its ids and names count too
+                claim.Window.Words.UnionWith(RequestWords.Of(body));
+            }
+
             return claim.Window;
         }
 
         var window = At(process, evt.Timestamp, _options.SettleDelay, out ambiguous);
-        if (ambiguous && process.Context is { Flushed: false } context && context != window
+        if (ambiguous && ByContent(Candidates(process, evt.Timestamp), evt) is { } namedBy)
+        {
+            // what the call names (a path, an argv, bytes sent) was in exactly one of the overlapping requests
+            window = namedBy;
+            ambiguous = false;
+            if (evt.Tid == evt.Pid)
+            {
+                process.Context = namedBy;
+            }
+        }
+        else if (ambiguous && process.Context is { Flushed: false } context && context != window
             && context.Opened <= evt.Timestamp && (context.Closed is null || evt.Timestamp <= context.Closed))
         {
             // an event loop runs one request's callback at a time: the request its main thread last worked for provably
@@ -304,6 +353,74 @@ public sealed class InvocationAttributor
         }
 
         return window;
+    }
+
+    private static List<Window> Candidates(ProcessTrack process, DateTimeOffset time) =>
+        [.. process.Windows.Where(w => !w.Flushed && w.Opened <= time && (w.Closed is null || time <= w.Closed))];
+
+    /// <summary>The one candidate whose request bytes hold a distinctive word the event names, or null.</summary>
+    private static Window? ByContent(List<Window> candidates, SyscallEvent evt)
+    {
+        if (candidates.Count < 2)
+        {
+            return null;
+        }
+
+        var words = RequestWords.OfEvent(evt);
+        if (words.Count == 0)
+        {
+            return null;
+        }
+
+        Window? found = null;
+        foreach (var window in candidates)
+        {
+            if (window.Words.Overlaps(words))
+            {
+                if (found is not null)
+                {
+                    return null; // named by more than one: no better than time
+                }
+
+                found = window;
+            }
+        }
+
+        return found;
+    }
+
+    private static void Reown(ProcessTrack process, Window owner)
+    {
+        process.Owner?.LiveChildren.Remove(process.Pid);
+        process.Owner = owner;
+        owner.LiveChildren.Add(process.Pid);
+    }
+
+    /// <summary>Gives a child's held events to its (now decided) owner.</summary>
+    private void Release(ProcessTrack process)
+    {
+        process.Tentative = false;
+        if (process.Held.Count == 0 || process.Owner is not { } owner)
+        {
+            return;
+        }
+
+        foreach (var held in process.Held)
+        {
+            if (owner.Flushed)
+            {
+                Counters.AddLate();
+                continue;
+            }
+
+            owner.Events++;
+            owner.Ambiguous = true;
+            Counters.AddAttributed();
+            Counters.AddAmbiguous();
+            Apply(owner, process, held);
+        }
+
+        process.Held.Clear();
     }
 
     /// <summary>The window of a process open at <paramref name="time"/>: the latest when several are (ambiguous).</summary>
@@ -370,6 +487,7 @@ public sealed class InvocationAttributor
             Incoming = head.TraceParent,
             Method = head.Method,
             Target = head.Target,
+            Words = RequestWords.Of(evt.Data),
         };
         var graph = window.Graph;
         window.InvocationNode = graph.Node(NodeKind.Invocation, "self", $"{process.Function} {head.Method} {head.Target}");
@@ -432,7 +550,7 @@ public sealed class InvocationAttributor
             case "clone" or "clone3" or "fork" or "vfork" when evt.TargetPid > 0 && IsProcessCreation(evt):
                 if (_forks.Count < MaxPendingForks)
                 {
-                    _forks[evt.TargetPid] = new PendingFork(process, window, evt.Timestamp);
+                    _forks[evt.TargetPid] = new PendingFork(process, window, evt.Timestamp, window.Ambiguous && process.Owner is null);
                 }
 
                 break;
@@ -696,7 +814,15 @@ public sealed class InvocationAttributor
         IEnumerable<PendingRecord> pool = window.CallId is { } callId
             ? _recordsByCallId.GetValueOrDefault(callId) ?? []
             : _recordsByFunction.GetValueOrDefault(function) ?? [];
-        var candidates = pool.Where(p => !p.Matched && (p.Record.Function is null || p.Record.Function == function) && SameTarget(window.Target, p.Record)).ToList();
+        var unmatched = pool.Where(p => !p.Matched && (p.Record.Function is null || p.Record.Function == function)).ToList();
+        var candidates = unmatched.Where(p => SameTarget(window.Target, p.Record)).ToList();
+        var byTargetToo = candidates.Count > 0;
+        if (!byTargetToo)
+        {
+            // the record's query was redacted (a token in it), so the two cannot be compared: time alone, when it is clear
+            candidates = unmatched;
+        }
+
         if (candidates.Count == 0)
         {
             return false;
@@ -709,6 +835,11 @@ public sealed class InvocationAttributor
             var around = candidates.Where(p => p.Record.StartUtc - slack <= window.Opened && window.Opened <= p.Record.EndUtc + slack)
                 .OrderBy(p => (window.Opened - p.Record.StartUtc).Duration()).ToList();
             if (around.Count == 0)
+            {
+                return false;
+            }
+
+            if (!byTargetToo && window.CallId is null && around.Count > 1)
             {
                 return false;
             }
@@ -749,7 +880,8 @@ public sealed class InvocationAttributor
         }
 
         var full = (path.Length == 0 ? "/" : path) + (string.IsNullOrEmpty(record.Query) ? "" : (record.Query.StartsWith('?') ? record.Query : "?" + record.Query));
-        return full.StartsWith(target, StringComparison.Ordinal) || target.StartsWith(full, StringComparison.Ordinal);
+        // only the function's copy can be cut short: a request for /products does not match one read as /products?sort=…
+        return full.StartsWith(target, StringComparison.Ordinal);
     }
 
     private void ExpireRecords()
@@ -895,6 +1027,12 @@ public sealed class InvocationAttributor
 
         /// <summary>The window the main thread last provably worked for.</summary>
         public Window? Context { get; set; }
+
+        /// <summary>The owner was guessed among overlapping windows; the first execve may correct it.</summary>
+        public bool Tentative { get; set; }
+
+        /// <summary>A tentative child's events before its execve.</summary>
+        public List<SyscallEvent> Held { get; } = [];
     }
 
     private sealed class Window(long id, ProcessTrack process, DateTimeOffset opened, GraphAccumulator graph)
@@ -916,6 +1054,9 @@ public sealed class InvocationAttributor
         public string? Method { get; init; }
 
         public string? Target { get; init; }
+
+        /// <summary>Distinctive words of the request bytes read (ids, file names): what its own system calls may name.</summary>
+        public HashSet<string> Words { get; init; } = [];
 
         public DateTimeOffset? Closed { get; set; }
 
@@ -951,7 +1092,7 @@ public sealed class InvocationAttributor
     private sealed record FdClaim(Window Window, bool Request);
 
     /// <summary>A fork whose child has not shown up yet (bpftrace also announces threads this way: those never show up).</summary>
-    private sealed record PendingFork(ProcessTrack Parent, Window Owner, DateTimeOffset Time);
+    private sealed record PendingFork(ProcessTrack Parent, Window Owner, DateTimeOffset Time, bool Tentative);
 
     private sealed class PendingRecord(InvocationRecord record, DateTimeOffset arrived)
     {

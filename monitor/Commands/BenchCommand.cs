@@ -12,6 +12,7 @@ internal static class BenchCommand
         command.Subcommands.Add(ProxyBenchCommand.Create());
         command.Subcommands.Add(TracerBenchCommand.Create());
         command.Subcommands.Add(ClassifierBenchCommand.Create());
+        command.Subcommands.Add(GrapherBenchCommand.Create());
         return command;
     }
 }

@@ -6,6 +6,7 @@ using FaaSMon.Grapher.Dataset;
 using FaaSMon.Monitor.Hosting;
 using FaaSMon.Tracer;
 using FaaSMon.Workload;
+using Microsoft.Extensions.Logging;
 
 namespace FaaSMon.Monitor.Commands;
 
@@ -57,7 +58,6 @@ internal static class CollectCommand
             var families = (parse.GetValue(WorkloadCommand.Attacks) ?? [])
                 .SelectMany(a => a.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
                 .SelectMany(a => a == "all" ? WorkloadDriver.AttackFamilies : [a]).Distinct().ToList();
-            var attacks = Enumerable.Repeat(families, runs).SelectMany(f => f).ToList();
             var started = Stopwatch.StartNew();
             Console.WriteLine($"faasmon collect: {benign} benign requests, {runs} run(s) of each of {families.Count} attack famil{(families.Count == 1 ? "y" : "ies")}, tracer {parse.GetValue(Backend)}, into {outDir}");
 
@@ -88,16 +88,7 @@ internal static class CollectCommand
                 using var progress = new Timer(_ => Console.WriteLine(
                     $"  {started.Elapsed.TotalSeconds,5:F0} s: {writer.Written} graphs written; grapher {stack.Grapher.Counters.Invocations} invocations, " +
                     $"{stack.Grapher.Counters.Events} events; tracer {stack.Tracer.Counters}"), null, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(30));
-                var report = await WorkloadCommand.RunAsync(new WorkloadOptions
-                {
-                    Gateway = stack.GatewayUrl,
-                    Benign = benign,
-                    Attacks = attacks,
-                    GroundTruthPath = groundTruth,
-                    Seed = parse.GetValue(WorkloadCommand.Seed),
-                    Concurrency = parse.GetValue(WorkloadCommand.Concurrency),
-                    KnownSecrets = stack.Faas.SecretValues,
-                }, logging, ct);
+                var outcomes = await DriveAsync(stack, benign, families, runs, parse.GetValue(WorkloadCommand.Seed), parse.GetValue(WorkloadCommand.Concurrency), groundTruth, logging, ct);
                 await stack.DrainAsync(TimeSpan.FromSeconds(2), ct);
                 await consuming;
 
@@ -109,13 +100,14 @@ internal static class CollectCommand
                     ["families"] = families,
                     ["seed"] = parse.GetValue(WorkloadCommand.Seed),
                     ["backend"] = parse.GetValue(Backend)!,
-                    ["attacksVerified"] = report.Attacks.Count(a => a.Succeeded),
-                    ["attacksRun"] = report.Attacks.Count,
+                    ["attacksVerified"] = outcomes.Count(a => a.Succeeded),
+                    ["attacksRun"] = outcomes.Count,
                     ["seconds"] = Math.Round(started.Elapsed.TotalSeconds),
                     ["grapher"] = stack.Grapher.Counters.ToString(),
                     ["tracer"] = stack.Tracer.Counters.ToString(),
                 });
-                Console.WriteLine($"faasmon collect: {started.Elapsed.TotalMinutes:F1} min; {report.Attacks.Count(a => a.Succeeded)}/{report.Attacks.Count} attacks verified; " +
+                Console.WriteLine($"faasmon collect: {started.Elapsed.TotalMinutes:F1} min; {outcomes.Count(a => a.Succeeded)}/{outcomes.Count} attacks verified " +
+                    $"({string.Join(", ", outcomes.GroupBy(o => o.Family).Select(g => $"{g.Key} {g.Count(o => o.Succeeded)}/{g.Count()}"))}); " +
                     $"ground truth {labels.Count} lines{(skipped > 0 ? $" ({skipped} unreadable)" : "")}");
                 Console.WriteLine($"  invocation graphs: {Describe(counts.Invocations)}");
                 Console.WriteLine($"  trace graphs:      {Describe(counts.Traces)}");
@@ -123,11 +115,76 @@ internal static class CollectCommand
                 Console.WriteLine($"  grapher: {stack.Grapher.Counters}");
                 Console.WriteLine($"  tracer: {stack.Tracer.Counters}");
                 Console.WriteLine($"  manifest: {Path.Combine(outDir, DatasetWriter.ManifestName)}; train with: faasmon eval --data {Path.Combine(outDir, DatasetWriter.InvocationsFolder)} --out DIR");
-                return report.Attacks.All(a => a.Succeeded) ? 0 : 1;
+                return outcomes.All(a => a.Succeeded) ? 0 : 1;
             }
         });
         return command;
     }
+
+    /// <summary>
+    /// The workload in rounds: each round is one ordinary workload run (its share of the benign requests and one run of
+    /// every family), so attacks never pile up on one function (a warm cache poisoned twice at once, max_inflight 429s)
+    /// and every attack run is a whole one. Before each round the container-reuse implant is removed from the warm
+    /// receive containers, so each stage really downloads it rather than finding the last round's copy.
+    /// </summary>
+    private static async Task<List<AttackOutcome>> DriveAsync(MonitoredStack stack, int benign, List<string> families, int rounds, int seed, int concurrency,
+        string groundTruth, ILoggerFactory logging, CancellationToken ct)
+    {
+        rounds = families.Count == 0 ? 1 : rounds;
+        var driver = new WorkloadDriver(logging.CreateLogger<WorkloadDriver>());
+        var outcomes = new List<AttackOutcome>();
+        await using var combined = new StreamWriter(groundTruth, append: false) { NewLine = "\n" };
+        var roundFile = groundTruth + ".round";
+        var benignLeft = benign;
+        for (var round = 0; round < rounds; round++)
+        {
+            var share = benignLeft / (rounds - round);
+            benignLeft -= share;
+            foreach (var (function, _, pid) in stack.Faas.Instances)
+            {
+                if (function == "product-photos-receive" && pid is { } p)
+                {
+                    try
+                    {
+                        File.Delete($"/proc/{p.ToString(CultureInfo.InvariantCulture)}/root/tmp/{AttackPayloadsFile}");
+                    }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                    {
+                        // the instance just went away: its replacement starts with an empty /tmp
+                    }
+                }
+            }
+
+            var report = await driver.RunAsync(new WorkloadOptions
+            {
+                Gateway = stack.GatewayUrl,
+                Benign = share,
+                Attacks = families,
+                GroundTruthPath = roundFile,
+                Seed = seed + round,
+                Concurrency = concurrency,
+                KnownSecrets = stack.Faas.SecretValues,
+            }, null, ct);
+            outcomes.AddRange(report.Attacks);
+            foreach (var line in await File.ReadAllLinesAsync(roundFile, ct))
+            {
+                await combined.WriteLineAsync(line);
+            }
+
+            await combined.FlushAsync(ct);
+            if (rounds <= 20 || (round + 1) % Math.Max(1, rounds / 20) == 0 || round == rounds - 1)
+            {
+                Console.WriteLine($"  round {round + 1}/{rounds}: {report.BenignOk}/{report.BenignSent} benign ok, {report.Attacks.Count(a => a.Succeeded)}/{report.Attacks.Count} attacks verified" +
+                    (report.Attacks.FirstOrDefault(a => !a.Succeeded) is { } failed ? $" ({failed.Family} failed: {failed.Evidence})" : ""));
+            }
+        }
+
+        File.Delete(roundFile);
+        return outcomes;
+    }
+
+    /// <summary>The file the container-reuse attack stages in the receive function's warm /tmp.</summary>
+    private const string AttackPayloadsFile = "evil.sh";
 
     /// <summary>Writes every graph the grapher finishes, invocations and traces, until both channels complete.</summary>
     internal static Task ConsumeAsync(InvocationGrapher grapher, DatasetWriter writer) => Task.WhenAll(

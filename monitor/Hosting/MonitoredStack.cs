@@ -28,10 +28,16 @@ internal sealed record MonitoredStackOptions
 
     public bool Pcap { get; init; } = true;
 
-    /// <summary>Bytes of each socket read kept by the tracer: the request head up to the call id and traceparent must fit.</summary>
-    public int MaxDataBytes { get; init; } = 512;
+    /// <summary>
+    /// Bytes of each socket read kept by the tracer: the request head up to the call id and traceparent must fit, and
+    /// as much of the body as can (its ids and file names tell overlapping requests apart).
+    /// </summary>
+    public int MaxDataBytes { get; init; } = 1024;
 
     public GrapherOptions Grapher { get; init; } = new();
+
+    /// <summary>Sees every system-call event before the grapher does (the bench counts ground truth with it).</summary>
+    public Action<SyscallEvent>? OnEvent { get; init; }
 
     public bool Verbose { get; init; }
 }
@@ -107,15 +113,30 @@ internal sealed class MonitoredStack : IAsyncDisposable
         _pumps.Add(_grapher.PumpAsync(flows.Reader, _stopping.Token));
 
         // the tracer attaches to each function process as LocalFaaS starts it, so even first invocations are traced
-        var instances = Path.GetFullPath(Path.Combine(options.StateDirectory, "instances")) + "/";
         _tracer = await TracerSession.StartAsync(new TracerOptions
         {
             Backend = options.Backend,
             DockerHost = "none",
             MaxDataBytes = options.MaxDataBytes,
-            AcceptPid = pid => IsUnder(pid, instances),
+            AcceptPid = pid => LocalFaasHost.RunsIn(options.StateDirectory, pid),
         }, loggers, ct);
-        _pumps.Add(_grapher.PumpAsync(_tracer.Events, CancellationToken.None));
+        if (options.OnEvent is { } observe)
+        {
+            var events = _tracer.Events;
+            var grapher = _grapher;
+            _pumps.Add(Task.Run(async () =>
+            {
+                await foreach (var evt in events.ReadAllAsync(CancellationToken.None))
+                {
+                    observe(evt);
+                    grapher.TryWrite(evt);
+                }
+            }, CancellationToken.None));
+        }
+        else
+        {
+            _pumps.Add(_grapher.PumpAsync(_tracer.Events, CancellationToken.None));
+        }
         _faas = await LocalFaasHost.StartAsync(new LocalFaasOptions { Port = gatewayPort, StateDirectory = options.StateDirectory, FunctionGatewayUrl = GatewayUrl }, loggers, ct);
         foreach (var (_, instance, _) in _faas.Instances)
         {
@@ -186,19 +207,6 @@ internal sealed class MonitoredStack : IAsyncDisposable
 
                 _stopping.Dispose();
             }
-        }
-    }
-
-    /// <summary>Only this runtime's instances: their working directory is their copy under our state directory.</summary>
-    private static bool IsUnder(int pid, string directory)
-    {
-        try
-        {
-            return new FileInfo($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/cwd").LinkTarget?.StartsWith(directory, StringComparison.Ordinal) == true;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return false;
         }
     }
 

@@ -165,6 +165,38 @@ public sealed class AttributionTests
     }
 
     [Fact]
+    public void Among_overlapping_requests_a_call_naming_what_only_one_request_carried_goes_to_that_one()
+    {
+        var ev = new Events();
+        const int Shell = 8001;
+        var h = new Harness();
+        // the bodies come in reads of their own after the heads, as the gateway forwards them chunked
+        h.Feed(
+            ev.Request(20, "a", clientPort: 50000),
+            ev.Next("read", fd: Events.Socket(20, 50000), data: """{"url":"http://photos/photos/alpha1234.png"}"""u8.ToArray(), ret: 40),
+            ev.Request(21, "b", clientPort: 50001),
+            ev.Next("read", fd: Events.Socket(21, 50001), data: """{"url":"http://photos/photos/bravo5678.png"}"""u8.ToArray(), ret: 40),
+            ev.Request(22, "c", clientPort: 50002),
+            ev.Rename("/tmp/.receive-1.part", "/tmp/alpha1234.png"), // a thread-pool rename: time alone would say c
+            ev.Fork(Shell),
+            ev.Next("write", pid: Shell, fd: new FileDescriptorInfo(1, "pipe:[77]"), ret: 1), // held until the execve decides
+            ev.Exec(Shell, "/bin/sh", "/bin/sh", "-c", "sha256sum \"bravo5678.png\""),
+            ev.Next("openat", pid: Shell, path: "/tmp/bravo5678.png", flags: "O_RDONLY", fd: new FileDescriptorInfo(3, "/tmp/bravo5678.png"), ret: 3),
+            ev.Exit(Shell),
+            ev.Response(20, clientPort: 50000),
+            ev.Response(21, clientPort: 50001),
+            ev.Response(22, clientPort: 50002));
+        h.Settle(ev.Time);
+
+        Assert.Contains(h.Graph("a").Nodes, n => n.Label == "/tmp/alpha1234.png");
+        var b = h.Graph("b");
+        Assert.True(HasEdge(b, EdgeKind.Open, n => n.Label == "sh", n => n.Label == "/tmp/bravo5678.png"), Describe(b));
+        Assert.True(HasEdge(b, EdgeKind.Write, n => n.Label == "sh", n => n.Label == "pipe"), Describe(b)); // the held event went with it
+        var c = h.Graph("c");
+        Assert.DoesNotContain(c.Nodes, n => n.Label.Contains("alpha", StringComparison.Ordinal) || n.Label.Contains("bravo", StringComparison.Ordinal) || n.Label == "sh");
+    }
+
+    [Fact]
     public void Work_a_handler_did_not_await_is_its_tail_until_the_settle_delay_ends()
     {
         var ev = new Events(function: "product-catalog-api", instance: "product-catalog-api-1");
@@ -276,7 +308,10 @@ public sealed class AttributionTests
         var h = new Harness();
         var record = Record("call-1", "product-catalog-api", "/function/product-catalog-api/products", "?category=cameras", ev.Time, ev.Time + TimeSpan.FromMilliseconds(50));
         var other = Record("call-2", "product-catalog-api", "/function/product-catalog-api/categories", null, ev.Time, ev.Time + TimeSpan.FromMilliseconds(50));
+        // a shorter request at the same time whose whole target is a prefix of the cut one: not this invocation's
+        var shorter = Record("call-3", "product-catalog-api", "/function/product-catalog-api/products", "?category=cam", ev.Time, ev.Time + TimeSpan.FromMilliseconds(50));
         h.Attributor.Add(other);
+        h.Attributor.Add(shorter);
         h.Attributor.Add(record);
         // the head as a tracer keeping few bytes sees it: the request line, no call id
         var head = System.Text.Encoding.ASCII.GetBytes("GET /products?category=cameras HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nX-Call-I");

@@ -1,0 +1,84 @@
+using System.Text;
+using FaaSMon.Core;
+
+namespace FaaSMon.Grapher;
+
+/// <summary>
+/// Distinctive words: runs of letters, digits, '.', '_' and '-' at least 8 long with a letter and a digit in them (ids,
+/// file names, nonces), cut from request bytes and from what a system call names. A word a request carried that a later
+/// call names (the file a photo URL ends in, the id in a query) ties the call to that request when time alone cannot.
+/// </summary>
+internal static class RequestWords
+{
+    private const int MinLength = 8;
+    private const int MaxWords = 64;
+
+    public static HashSet<string> Of(byte[]? data) => data is null ? [] : Of(Encoding.Latin1.GetString(data));
+
+    public static HashSet<string> Of(string? text)
+    {
+        var words = new HashSet<string>(StringComparer.Ordinal);
+        Add(words, text);
+        return words;
+    }
+
+    /// <summary>What an event names: its paths, its argv, and the bytes it sends.</summary>
+    public static HashSet<string> OfEvent(SyscallEvent evt)
+    {
+        var words = new HashSet<string>(StringComparer.Ordinal);
+        Add(words, evt.Path);
+        Add(words, evt.Path2);
+        if (evt.Argv is { } argv)
+        {
+            foreach (var arg in argv)
+            {
+                Add(words, arg);
+            }
+        }
+
+        if (evt.Data is { } data && evt.Syscall is "write" or "writev" or "sendto" or "sendmsg")
+        {
+            Add(words, Encoding.Latin1.GetString(data));
+        }
+
+        return words;
+    }
+
+    private static void AddWord(HashSet<string> words, ReadOnlySpan<char> word)
+    {
+        if (word.Length >= MinLength && word.IndexOfAnyInRange('0', '9') >= 0 && (word.IndexOfAnyInRange('a', 'z') >= 0 || word.IndexOfAnyInRange('A', 'Z') >= 0))
+        {
+            words.Add(word.ToString());
+        }
+    }
+
+    private static void Add(HashSet<string> words, string? text)
+    {
+        if (text is null)
+        {
+            return;
+        }
+
+        var start = -1;
+        for (var i = 0; i <= text.Length && words.Count < MaxWords; i++)
+        {
+            var inWord = i < text.Length && (char.IsAsciiLetterOrDigit(text[i]) || text[i] is '.' or '_' or '-');
+            if (inWord && start < 0)
+            {
+                start = i;
+            }
+            else if (!inWord && start >= 0)
+            {
+                var word = text.AsSpan(start, i - start).Trim('.');
+                AddWord(words, word);
+                // the stem before an extension too: the kept bytes may end inside "name.png", and a copy may rename "name.jpg"
+                if (word.IndexOf('.') is > 0 and var dot)
+                {
+                    AddWord(words, word[..dot]);
+                }
+
+                start = -1;
+            }
+        }
+    }
+}
