@@ -839,6 +839,16 @@ public sealed class InvocationAttributor
                 return false;
             }
 
+            if (window.CallId is null && around.Count > 1 && window.Words.Count > 0)
+            {
+                // the proxy kept the body too: the one whose ids and names the function read is this one
+                var byBody = around.Where(p => RequestWords.Of(p.Record.RequestBodyPrefix).Overlaps(window.Words)).ToList();
+                if (byBody.Count == 1)
+                {
+                    around = byBody;
+                }
+            }
+
             if (!byTargetToo && window.CallId is null && around.Count > 1)
             {
                 return false;

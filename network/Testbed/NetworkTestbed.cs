@@ -256,7 +256,12 @@ internal sealed partial class NetworkTestbed : IAsyncDisposable
             LogSweeping(logger, group.Key, group.Count());
             foreach (var ns in group)
             {
-                await RemoveNamespaceAsync(ns);
+                if (await RemoveNamespaceAsync(ns) is { } problem)
+                {
+                    LogNotRemoved(logger, problem);
+                    continue;
+                }
+
                 removed++;
             }
 
@@ -278,8 +283,11 @@ internal sealed partial class NetworkTestbed : IAsyncDisposable
         return removed;
     }
 
-    /// <summary>Kills whatever still runs in the namespace (by PID, from <c>ip netns pids</c>), then deletes it; its links go with it.</summary>
-    private static async Task RemoveNamespaceAsync(string ns)
+    /// <summary>
+    /// Kills whatever still runs in the namespace (by PID, from <c>ip netns pids</c>), then deletes it; its links go with it.
+    /// Returns why it is still there, or null. A namespace left over is removed by the next sweep (its owner is gone by then).
+    /// </summary>
+    private static async Task<string?> RemoveNamespaceAsync(string ns)
     {
         for (var round = 0; round < 10; round++)
         {
@@ -299,7 +307,19 @@ internal sealed partial class NetworkTestbed : IAsyncDisposable
             await Task.Delay(100);
         }
 
-        _ = await NamespacedProcess.RunAsync(null, "ip", ["netns", "delete", ns], TimeSpan.FromSeconds(10));
+        // Deleting can fail for a moment (EBUSY) while another process is between unshare and remount in
+        // `ip netns exec` and still holds a copy of the namespace's mount: retry, then say so.
+        var output = "";
+        for (var attempt = 0; attempt < 20 && File.Exists(Path.Combine("/var/run/netns", ns)); attempt++)
+        {
+            (_, output) = await NamespacedProcess.RunAsync(null, "ip", ["netns", "delete", ns], TimeSpan.FromSeconds(10));
+            if (File.Exists(Path.Combine("/var/run/netns", ns)))
+            {
+                await Task.Delay(250);
+            }
+        }
+
+        return File.Exists(Path.Combine("/var/run/netns", ns)) ? $"could not delete network namespace {ns}: {output}" : null;
     }
 
     private static void DeleteState(string runId)
@@ -338,7 +358,10 @@ internal sealed partial class NetworkTestbed : IAsyncDisposable
 
         foreach (var ns in ExistingNamespaces(Layout.RunId))
         {
-            await RemoveNamespaceAsync(ns);
+            if (await RemoveNamespaceAsync(ns) is { } problem)
+            {
+                LogNotRemoved(_logger, problem);
+            }
         }
 
         DeleteState(Layout.RunId);
@@ -350,6 +373,9 @@ internal sealed partial class NetworkTestbed : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Testbed {RunId} removed")]
     private static partial void LogStopped(ILogger logger, string runId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Problem}; the next run's sweep removes it")]
+    private static partial void LogNotRemoved(ILogger logger, string problem);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Removing {Count} namespaces left by dead testbed run {RunId}")]
     private static partial void LogSweeping(ILogger logger, string runId, int count);
