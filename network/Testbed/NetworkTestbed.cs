@@ -291,8 +291,8 @@ internal sealed partial class NetworkTestbed : IAsyncDisposable
     {
         for (var round = 0; round < 10; round++)
         {
-            var (_, output) = await NamespacedProcess.RunAsync(null, "ip", ["netns", "pids", ns], TimeSpan.FromSeconds(10));
-            var pids = output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            var (_, listed) = await NamespacedProcess.RunAsync(null, "ip", ["netns", "pids", ns], TimeSpan.FromSeconds(10));
+            var pids = listed.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(p => int.TryParse(p, CultureInfo.InvariantCulture, out var pid) ? pid : 0).Where(p => p > 1 && p != Environment.ProcessId).ToList();
             if (pids.Count == 0)
             {
