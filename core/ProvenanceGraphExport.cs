@@ -61,8 +61,10 @@ public static class ProvenanceGraphExport
     {
         ArgumentNullException.ThrowIfNull(graph);
         var attributeKeys = graph.Nodes.SelectMany(n => n.Attributes?.Keys ?? []).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
-        var text = new StringBuilder();
-        using (var xml = XmlWriter.Create(text, new XmlWriterSettings { Indent = true, OmitXmlDeclaration = false, Encoding = Encoding.UTF8 }))
+        // into UTF-8 bytes, so the declaration says what a file written from the text will hold (a StringBuilder says utf-16)
+        var utf8 = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false);
+        using var buffer = new MemoryStream();
+        using (var xml = XmlWriter.Create(buffer, new XmlWriterSettings { Indent = true, OmitXmlDeclaration = false, Encoding = utf8 }))
         {
             const string ns = "http://graphml.graphdrawing.org/xmlns";
             xml.WriteStartElement("graphml", ns);
@@ -124,7 +126,7 @@ public static class ProvenanceGraphExport
             xml.WriteEndElement();
         }
 
-        return text.ToString();
+        return utf8.GetString(buffer.ToArray());
 
         static void Key(XmlWriter xml, string id, string target, string type, string? name = null)
         {

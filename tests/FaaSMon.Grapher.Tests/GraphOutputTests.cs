@@ -66,7 +66,9 @@ public sealed class GraphOutputTests
         Assert.Equal(graph.Nodes.Count, json.Nodes.Count);
         Assert.Contains(json.Nodes, n => n.Label == hostile);
 
-        var xml = XDocument.Parse(ProvenanceGraphExport.Write(graph, GraphFormat.GraphMl));
+        var graphMl = ProvenanceGraphExport.Write(graph, GraphFormat.GraphMl);
+        Assert.StartsWith("<?xml version=\"1.0\" encoding=\"utf-8\"?>", graphMl, StringComparison.Ordinal); // what a file of this text holds
+        var xml = XDocument.Parse(graphMl);
         XNamespace ns = "http://graphml.graphdrawing.org/xmlns";
         Assert.Equal(graph.Nodes.Count, xml.Descendants(ns + "node").Count());
         Assert.Equal(graph.Edges.Count, xml.Descendants(ns + "edge").Count());
