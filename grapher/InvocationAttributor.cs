@@ -234,7 +234,12 @@ public sealed class InvocationAttributor
             track.Exe = parent.Exe;
         }
 
-        track.Owner?.LiveChildren.Add(evt.Pid);
+        if (track.Owner is { } owner)
+        {
+            owner.LiveChildren.Add(evt.Pid);
+            owner.UnseenChildren = Math.Max(0, owner.UnseenChildren - 1);
+        }
+
         _processes[evt.Pid] = track;
         return track;
     }
@@ -423,46 +428,30 @@ public sealed class InvocationAttributor
         process.Held.Clear();
     }
 
-    /// <summary>The window of a process open at <paramref name="time"/>: the latest when several are (ambiguous).</summary>
+    /// <summary>
+    /// The window of a process open at <paramref name="time"/>: the latest when several are (all marked ambiguous), else
+    /// the one whose tail holds it.
+    /// </summary>
     private static Window? At(ProcessTrack process, DateTimeOffset time, TimeSpan tail, out bool ambiguous)
     {
-        Window? found = null;
-        var count = 0;
-        foreach (var window in process.Windows)
-        {
-            if (!window.Flushed && window.Opened <= time && (window.Closed is null || time <= window.Closed))
-            {
-                count++;
-                if (found is null || window.Opened >= found.Opened)
-                {
-                    found = window;
-                }
-            }
-        }
-
-        if (found is null)
-        {
-            // Node answers and goes on running the request's callbacks (a fetch it did not await, a timer): until the
-            // settle delay is over, what the process does while serving nobody else is the last request's tail.
-            foreach (var window in process.Windows)
-            {
-                if (!window.Flushed && window.Closed is { } closed && closed < time && time - closed <= tail && (found is null || closed > found.Closed))
-                {
-                    found = window;
-                }
-            }
-        }
-
-        ambiguous = count > 1;
+        var open = Candidates(process, time);
+        ambiguous = open.Count > 1;
         if (ambiguous)
         {
-            foreach (var window in process.Windows.Where(w => !w.Flushed && w.Opened <= time && (w.Closed is null || time <= w.Closed)))
+            foreach (var window in open)
             {
                 window.Ambiguous = true;
             }
         }
 
-        return found;
+        if (open.Count > 0)
+        {
+            return open.MaxBy(w => w.Opened);
+        }
+
+        // Node answers and goes on running the request's callbacks (a fetch it did not await, a timer): until the
+        // settle delay is over, what the process does while serving nobody else is the last request's tail.
+        return process.Windows.Where(w => !w.Flushed && w.Closed is { } closed && closed < time && time - closed <= tail).MaxBy(w => w.Closed);
     }
 
     private Window Open(ProcessTrack process, SyscallEvent evt, HttpHead head)
@@ -494,7 +483,7 @@ public sealed class InvocationAttributor
         var function = graph.Node(NodeKind.Function, process.Instance, process.Function);
         graph.SetAttribute(function, "instance", process.Instance);
         graph.Edge(function, window.InvocationNode, EdgeKind.Invoke, "request", Ns(evt.Timestamp));
-        var self = ProcessNode(window, process);
+        var self = ProcessNode(window, process, Ns(evt.Timestamp));
         var fd = evt.Fd!;
         var socket = graph.Node(NodeKind.Socket, "request:" + (fd.LocalEndpoint ?? fd.Path ?? "?"), $"{Host(fd.RemoteEndpoint)} → {fd.LocalEndpoint ?? fd.Path}");
         graph.SetAttribute(socket, "local", fd.LocalEndpoint);
@@ -527,7 +516,7 @@ public sealed class InvocationAttributor
     {
         var graph = window.Graph;
         var time = Ns(evt.Timestamp);
-        var self = ProcessNode(window, process);
+        var self = ProcessNode(window, process, time);
         var failed = evt.Failed && !(evt.Syscall == "connect" && evt.Errno == "EINPROGRESS");
         if (failed)
         {
@@ -548,6 +537,12 @@ public sealed class InvocationAttributor
                 Inherit(window, state, exe, program, evt.Syscall, time);
                 break;
             case "clone" or "clone3" or "fork" or "vfork" when evt.TargetPid > 0 && IsProcessCreation(evt):
+                if (evt.Backend == "strace")
+                {
+                    // bpftrace's fork line names the child by its host pid (and announces threads, which never show up)
+                    window.UnseenChildren++;
+                }
+
                 if (_forks.Count < MaxPendingForks)
                 {
                     _forks[evt.TargetPid] = new PendingFork(process, window, evt.Timestamp, window.Ambiguous && process.Owner is null);
@@ -649,8 +644,8 @@ public sealed class InvocationAttributor
         _callerAge.Enqueue((time, local));
     }
 
-    /// <summary>The process's node in this window's graph; a child's first appearance brings the fork edge from its parent.</summary>
-    private static int ProcessNode(Window window, ProcessTrack process)
+    /// <summary>The process's node in this window's graph; a child's first appearance (at <paramref name="timeNs"/>) brings the fork edge from its parent.</summary>
+    private static int ProcessNode(Window window, ProcessTrack process, long timeNs)
     {
         var graph = window.Graph;
         var key = "pid:" + process.Pid.ToString(CultureInfo.InvariantCulture);
@@ -669,7 +664,7 @@ public sealed class InvocationAttributor
         else if (process.Parent is { } parent)
         {
             graph.SetAttribute(node, "ppid", parent.Pid.ToString(CultureInfo.InvariantCulture));
-            graph.Edge(ProcessNode(window, parent), node, EdgeKind.Fork, "fork", Ns(window.Opened));
+            graph.Edge(ProcessNode(window, parent, timeNs), node, EdgeKind.Fork, "fork", timeNs);
         }
 
         return node;
@@ -711,7 +706,7 @@ public sealed class InvocationAttributor
                 var since = _now - window.Closed.Value;
                 if (since >= _options.SettleDelay
                     && (window.Record is not null || TryMatchRecord(window) || since >= _options.RecordWait)
-                    && (window.LiveChildren.Count == 0 || since >= _options.ChildGrace))
+                    && (window.LiveChildren.Count == 0 && window.UnseenChildren == 0 || since >= _options.ChildGrace))
                 {
                     Flush(window);
                 }
@@ -728,6 +723,12 @@ public sealed class InvocationAttributor
         if (window.Flushed)
         {
             return;
+        }
+
+        // a child still held for its execve (a reverse shell never execs) goes with the guess: its events are this graph's
+        foreach (var held in _processes.Values.Where(p => p.Owner == window && p.Held.Count > 0).ToList())
+        {
+            Release(held);
         }
 
         window.Flushed = true;
@@ -1073,6 +1074,12 @@ public sealed class InvocationAttributor
         public string? CloseReason { get; set; }
 
         public HashSet<int> LiveChildren { get; } = [];
+
+        /// <summary>
+        /// Forks whose child has not shown up yet. strace reports a container's child by its pid in the container's PID
+        /// namespace, so the child is known only when its own first event comes; until then the graph waits for it.
+        /// </summary>
+        public int UnseenChildren { get; set; }
 
         public bool Ambiguous { get; set; }
 

@@ -146,7 +146,7 @@ internal static class CollectCommand
                 {
                     try
                     {
-                        File.Delete($"/proc/{p.ToString(CultureInfo.InvariantCulture)}/root/tmp/{AttackPayloadsFile}");
+                        File.Delete($"/proc/{p.ToString(CultureInfo.InvariantCulture)}/root/tmp/{AttackPayloads.StagedFileName}");
                     }
                     catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                     {
@@ -182,9 +182,6 @@ internal static class CollectCommand
         File.Delete(roundFile);
         return outcomes;
     }
-
-    /// <summary>The file the container-reuse attack stages in the receive function's warm /tmp.</summary>
-    private const string AttackPayloadsFile = "evil.sh";
 
     /// <summary>Writes every graph the grapher finishes, invocations and traces, until both channels complete.</summary>
     internal static Task ConsumeAsync(InvocationGrapher grapher, DatasetWriter writer) => Task.WhenAll(

@@ -71,8 +71,6 @@ internal sealed class MonitoredStack : IAsyncDisposable
 
     public TracerSession Tracer => _tracer!;
 
-    public RecordStream<InvocationRecord> Records => _proxy!.Services.GetRequiredService<RecordStream<InvocationRecord>>();
-
     public static async Task<MonitoredStack> StartAsync(MonitoredStackOptions options, ILoggerFactory loggers, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(options);

@@ -112,6 +112,25 @@ public sealed class AttributionTests
     }
 
     [Fact]
+    public void A_child_known_only_by_its_container_pid_is_waited_for_after_the_response()
+    {
+        var ev = new Events();
+        const int Child = 6101;
+        var h = new Harness(new GrapherOptions { SettleDelay = TimeSpan.FromMilliseconds(50), RecordWait = TimeSpan.Zero, ChildGrace = TimeSpan.FromSeconds(5) });
+        // clone returns 13, the child's pid in the container's PID namespace; its own events carry its host pid
+        h.Feed(ev.Request(20, "bg"), ev.Next("clone", flags: "CLONE_CHILD_CLEARTID|SIGCHLD", ret: 13, target: 13), ev.Response(20));
+        h.Attributor.Advance(ev.Time + TimeSpan.FromSeconds(1)); // past the settle delay: the child has not shown up yet
+        Assert.Empty(h.Finished);
+        h.Feed(
+            ev.Exec(Child, "/usr/bin/node", "node", "-e", "…"),
+            ev.Next("connect", pid: Child, fd: new FileDescriptorInfo(3, "TCP", "127.0.0.1:41000", "127.0.0.1:4444"), ret: -1, errno: "EINPROGRESS"),
+            ev.Exit(Child));
+        h.Settle(ev.Time);
+
+        Assert.True(HasEdge(h.Graph("bg"), EdgeKind.Connect, n => n.Label == "node", n => n.Label == "127.0.0.1:4444"), Describe(h.Graph("bg")));
+    }
+
+    [Fact]
     public void Threads_are_not_processes()
     {
         var ev = new Events();
@@ -194,6 +213,26 @@ public sealed class AttributionTests
         Assert.True(HasEdge(b, EdgeKind.Write, n => n.Label == "sh", n => n.Label == "pipe"), Describe(b)); // the held event went with it
         var c = h.Graph("c");
         Assert.DoesNotContain(c.Nodes, n => n.Label.Contains("alpha", StringComparison.Ordinal) || n.Label.Contains("bravo", StringComparison.Ordinal) || n.Label == "sh");
+    }
+
+    [Fact]
+    public void A_child_held_for_an_execve_that_never_comes_is_in_the_graph_when_it_is_built()
+    {
+        var ev = new Events(function: "product-photos-message", instance: "product-photos-message-1");
+        const int Shell = 9001;
+        var h = new Harness(new GrapherOptions { SettleDelay = TimeSpan.FromMilliseconds(10), RecordWait = TimeSpan.Zero, ChildGrace = TimeSpan.FromMilliseconds(100) });
+        h.Feed(
+            ev.Request(20, "a", clientPort: 50000),
+            ev.Request(21, "b", clientPort: 50001),
+            ev.Fork(Shell), // among two open requests: the child waits for an execve to say whose it is
+            ev.Next("connect", pid: Shell, fd: new FileDescriptorInfo(3, "TCP", "127.0.0.1:41000", "127.0.0.1:4444"), ret: 0),
+            ev.Response(20, clientPort: 50000),
+            ev.Response(21, clientPort: 50001));
+        h.Settle(ev.Time); // the shell lives on and never execs
+
+        var connects = h.Finished.Where(f => HasEdge(f.Graph, EdgeKind.Connect, n => n.Attributes?.GetValueOrDefault("pid") == "9001", n => n.Label == "127.0.0.1:4444")).ToList();
+        var owner = Assert.Single(connects);
+        Assert.True(owner.Graph.Ambiguous);
     }
 
     [Fact]
