@@ -1,4 +1,3 @@
-using System.Text;
 using FaaSMon.Core;
 using SharpPcap;
 
@@ -105,15 +104,17 @@ internal sealed class InvocationPacketMatcher(int upstreamPort, int maxSliceByte
         InvocationSlice? slice;
         if (toUpstream)
         {
-            if (payloadLength > 0 && RequestHead.TryRead(tcp.Payload, out var head))
+            // a request's first segment starts with its whole request line (a continuation may start with any bytes)
+            if (payloadLength > 0 && HttpHead.Parse(tcp.Payload) is { IsRequest: true, RequestLineComplete: true } head)
             {
-                slice = new InvocationSlice(head.CallId, head.TraceId, head.SpanId) { LastSeenTicks = nowTicks };
+                var spanId = head.TraceParent?.SpanId;
+                slice = new InvocationSlice(head.CallId, head.TraceParent?.TraceId, spanId) { LastSeenTicks = nowTicks };
                 connection.Open(tcp.Sequence, slice);
                 _open.Add(slice);
-                if (head.SpanId is not null)
+                if (spanId is not null)
                 {
-                    _openBySpan[head.SpanId] = slice;
-                    if (_completedEarly.Remove(head.SpanId, out var completed))
+                    _openBySpan[spanId] = slice;
+                    if (_completedEarly.Remove(spanId, out var completed))
                     {
                         slice.CompletedTicks = completed;
                     }
@@ -278,70 +279,5 @@ internal sealed class InvocationPacketMatcher(int upstreamPort, int maxSliceByte
 
             return best;
         }
-    }
-}
-
-/// <summary>The identifying headers of an HTTP/1.x request head at the start of a TCP payload.</summary>
-internal readonly record struct RequestHead(string? CallId, string? TraceId, string? SpanId)
-{
-    private static readonly byte[] HttpVersion = " HTTP/1."u8.ToArray();
-
-    public static bool TryRead(ReadOnlySpan<byte> payload, out RequestHead head)
-    {
-        head = default;
-        var lineEnd = payload.IndexOf("\r\n"u8);
-        if (lineEnd < 14 || !IsMethod(payload) || payload[..lineEnd].IndexOf(HttpVersion) < 0)
-        {
-            return false;
-        }
-
-        var headEnd = payload.IndexOf("\r\n\r\n"u8);
-        var headers = headEnd < 0 ? payload[(lineEnd + 2)..] : payload[(lineEnd + 2)..(headEnd + 2)];
-        string? callId = null, traceId = null, spanId = null;
-        while (headers.Length > 0)
-        {
-            var end = headers.IndexOf("\r\n"u8);
-            var line = end < 0 ? headers : headers[..end];
-            headers = end < 0 ? [] : headers[(end + 2)..];
-            var colon = line.IndexOf((byte)':');
-            if (colon <= 0)
-            {
-                continue;
-            }
-
-            var name = line[..colon];
-            var value = line[(colon + 1)..].Trim((byte)' ');
-            if (Ascii.EqualsIgnoreCase(name, "x-call-id"u8))
-            {
-                callId = Encoding.ASCII.GetString(value);
-            }
-            else if (Ascii.EqualsIgnoreCase(name, "traceparent"u8) && TraceParent.TryParse(Encoding.ASCII.GetString(value), out var tp))
-            {
-                traceId = tp.Value.TraceId;
-                spanId = tp.Value.SpanId;
-            }
-        }
-
-        head = new RequestHead(callId, traceId, spanId);
-        return true;
-    }
-
-    private static bool IsMethod(ReadOnlySpan<byte> payload)
-    {
-        var space = payload[..Math.Min(payload.Length, 16)].IndexOf((byte)' ');
-        if (space <= 0)
-        {
-            return false;
-        }
-
-        foreach (var b in payload[..space])
-        {
-            if (b is < (byte)'A' or > (byte)'Z')
-            {
-                return false;
-            }
-        }
-
-        return true;
     }
 }
