@@ -55,13 +55,14 @@ public readonly record struct HttpHead(bool IsRequest, bool IsResponse, bool Req
                 continue;
             }
 
+            // only the two headers that matter are decoded: this runs on every request head a capture or a trace sees
             var name = line[..colon];
-            var value = Encoding.ASCII.GetString(line[(colon + 1)..].Trim((byte)' '));
-            if (Ascii.EqualsIgnoreCase(name, "x-call-id"u8) && Core.CallId.IsValid(value))
+            if (Ascii.EqualsIgnoreCase(name, "x-call-id"u8))
             {
-                callId = value;
+                var value = Encoding.ASCII.GetString(line[(colon + 1)..].Trim((byte)' '));
+                callId = Core.CallId.IsValid(value) ? value : null;
             }
-            else if (Ascii.EqualsIgnoreCase(name, "traceparent"u8) && Core.TraceParent.TryParse(value, out var parsed))
+            else if (Ascii.EqualsIgnoreCase(name, "traceparent"u8) && Core.TraceParent.TryParse(Encoding.ASCII.GetString(line[(colon + 1)..].Trim((byte)' ')), out var parsed))
             {
                 traceParent = parsed;
             }

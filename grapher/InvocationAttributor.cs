@@ -275,6 +275,11 @@ public sealed class InvocationAttributor
             }
             else if (evt.Syscall != "execve" && process.Held.Count < MaxHeldEvents)
             {
+                if (process.Held.Count == 0)
+                {
+                    owner.HeldChildren.Add(process);
+                }
+
                 process.Held.Add(evt);
                 return null;
             }
@@ -434,24 +439,46 @@ public sealed class InvocationAttributor
     /// </summary>
     private static Window? At(ProcessTrack process, DateTimeOffset time, TimeSpan tail, out bool ambiguous)
     {
-        var open = Candidates(process, time);
-        ambiguous = open.Count > 1;
-        if (ambiguous)
+        // on every event not claimed by a descriptor: a plain loop, no allocation
+        Window? found = null;
+        Window? tailOf = null;
+        var open = 0;
+        foreach (var window in process.Windows)
         {
-            foreach (var window in open)
+            if (window.Flushed)
             {
-                window.Ambiguous = true;
+                continue;
+            }
+
+            if (window.Opened <= time && (window.Closed is null || time <= window.Closed))
+            {
+                open++;
+                if (found is null || window.Opened >= found.Opened)
+                {
+                    found = window;
+                }
+            }
+            else if (window.Closed is { } closed && closed < time && time - closed <= tail && (tailOf is null || closed > tailOf.Closed))
+            {
+                tailOf = window;
             }
         }
 
-        if (open.Count > 0)
+        ambiguous = open > 1;
+        if (ambiguous)
         {
-            return open.MaxBy(w => w.Opened);
+            foreach (var window in process.Windows)
+            {
+                if (!window.Flushed && window.Opened <= time && (window.Closed is null || time <= window.Closed))
+                {
+                    window.Ambiguous = true;
+                }
+            }
         }
 
         // Node answers and goes on running the request's callbacks (a fetch it did not await, a timer): until the
         // settle delay is over, what the process does while serving nobody else is the last request's tail.
-        return process.Windows.Where(w => !w.Flushed && w.Closed is { } closed && closed < time && time - closed <= tail).MaxBy(w => w.Closed);
+        return found ?? tailOf;
     }
 
     private Window Open(ProcessTrack process, SyscallEvent evt, HttpHead head)
@@ -726,9 +753,12 @@ public sealed class InvocationAttributor
         }
 
         // a child still held for its execve (a reverse shell never execs) goes with the guess: its events are this graph's
-        foreach (var held in _processes.Values.Where(p => p.Owner == window && p.Held.Count > 0).ToList())
+        foreach (var held in window.HeldChildren)
         {
-            Release(held);
+            if (held.Owner == window && held.Held.Count > 0)
+            {
+                Release(held);
+            }
         }
 
         window.Flushed = true;
@@ -1074,6 +1104,9 @@ public sealed class InvocationAttributor
         public string? CloseReason { get; set; }
 
         public HashSet<int> LiveChildren { get; } = [];
+
+        /// <summary>Children whose events were held, waiting for their execve, while this window was their guess.</summary>
+        public List<ProcessTrack> HeldChildren { get; } = [];
 
         /// <summary>
         /// Forks whose child has not shown up yet. strace reports a container's child by its pid in the container's PID
