@@ -40,6 +40,7 @@ public sealed class InvocationAttributor
     private readonly GrapherOptions _options;
     private readonly Action<FinishedInvocation> _finished;
     private readonly Dictionary<int, ProcessTrack> _processes = [];
+    private readonly Dictionary<string, ProcessTrack> _servers = new(StringComparer.Ordinal);
     private readonly Dictionary<int, PendingFork> _forks = [];
     private readonly Dictionary<string, ContainerState> _containers = new(StringComparer.Ordinal);
     private readonly LinkedList<Window> _open = [];
@@ -214,7 +215,7 @@ public sealed class InvocationAttributor
             track.Label = fork.Parent.Label;
             track.Exe = fork.Parent.Exe;
         }
-        else if (evt.Ppid > 0 && _processes.TryGetValue(evt.Ppid, out var parent) && !parent.Exited)
+        else if ((evt.Ppid > 0 && _processes.TryGetValue(evt.Ppid, out var forker) && !forker.Exited ? forker : ServerOf(instance, evt.Pid)) is { } parent)
         {
             // the fork itself was not seen by its pid (a PID namespace numbers the child differently): the parent's window
             // at this time takes the child; when several were open, only provisionally, until its execve says more
@@ -243,6 +244,14 @@ public sealed class InvocationAttributor
         _processes[evt.Pid] = track;
         return track;
     }
+
+    /// <summary>
+    /// The process that serves an instance's requests. A new process of that instance whose parent is not known (strace
+    /// guesses a child's parent from recent forks, and may name one already gone) descends from it: nothing else runs in
+    /// a function's container.
+    /// </summary>
+    private ProcessTrack? ServerOf(string instance, int pid) =>
+        _servers.TryGetValue(instance, out var server) && server.Pid != pid && !server.Exited ? server : null;
 
     private void Exited(ProcessTrack process, SyscallEvent evt)
     {
@@ -518,6 +527,7 @@ public sealed class InvocationAttributor
         graph.SetAttribute(socket, "role", "request");
         graph.Edge(socket, self, EdgeKind.Recv, evt.Syscall, Ns(evt.Timestamp));
         process.Windows.Add(window);
+        _servers[process.Instance] = process;
         process.Fds[key] = new FdClaim(window, true);
         window.Events++;
         Counters.AddAttributed();

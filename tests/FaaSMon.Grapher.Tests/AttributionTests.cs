@@ -131,6 +131,22 @@ public sealed class AttributionTests
     }
 
     [Fact]
+    public void A_process_of_the_instance_whose_parent_is_unknown_descends_from_the_function_process()
+    {
+        var ev = new Events();
+        var h = new Harness().Feed(
+            ev.Request(20, "orphan"),
+            // strace's guess of the parent named a pid already gone: the container holds nothing but the function's descendants
+            ev.Next("connect", pid: 6201, fd: new FileDescriptorInfo(3, "TCP", "127.0.0.1:41000", "127.0.0.1:4444"), ret: 0) with { Ppid = 99999 },
+            ev.Exit(6201),
+            ev.Response(20));
+        h.Settle(ev.Time);
+
+        Assert.True(HasEdge(h.Graph("orphan"), EdgeKind.Connect, n => n.Attributes?.GetValueOrDefault("pid") == "6201", n => n.Label == "127.0.0.1:4444"), Describe(h.Graph("orphan")));
+        Assert.True(HasEdge(h.Graph("orphan"), EdgeKind.Fork, n => n.Attributes?.GetValueOrDefault("role") == "function", n => n.Attributes?.GetValueOrDefault("pid") == "6201"));
+    }
+
+    [Fact]
     public void Threads_are_not_processes()
     {
         var ev = new Events();
