@@ -16,6 +16,12 @@ public sealed class GrapherOptions
     [Range(typeof(TimeSpan), "00:00:00", "00:05:00")]
     public TimeSpan SettleDelay { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// Also build each graph as soon as its response and proxy record were seen, before the settle delay, marked
+    /// provisional: a verdict host answers within moments of the response, then revises with the final graph.
+    /// </summary>
+    public bool ProvisionalGraphs { get; set; }
+
     /// <summary>How long a finished invocation waits for its proxy record (the join with trace context) at most.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:05:00")]
     public TimeSpan RecordWait { get; set; } = TimeSpan.FromSeconds(3);

@@ -14,7 +14,14 @@ public sealed record FinishedInvocation(
     string? ParentSpanId,
     string? TraceId,
     string Closed,
-    CallerInfo? Caller = null);
+    CallerInfo? Caller = null)
+{
+    /// <summary>
+    /// Built as soon as the response and the proxy record were both seen, before the settle delay (see
+    /// <see cref="GrapherOptions.ProvisionalGraphs"/>); the final graph of the same <see cref="ProvenanceGraph.GraphId"/> follows.
+    /// </summary>
+    public bool Provisional { get; init; }
+}
 
 /// <summary>The invocation a call came from, found by the client endpoint the proxy saw.</summary>
 public sealed record CallerInfo(long WindowId, string GraphId, string? CallId, string? TraceId, string Function);
@@ -741,6 +748,13 @@ public sealed class InvocationAttributor
             else
             {
                 var since = _now - window.Closed.Value;
+                if (_options.ProvisionalGraphs && !window.ProvisionalSent && since < _options.SettleDelay
+                    && (window.Record is not null || TryMatchRecord(window)))
+                {
+                    window.ProvisionalSent = true;
+                    _finished(Build(window, provisional: true));
+                }
+
                 if (since >= _options.SettleDelay
                     && (window.Record is not null || TryMatchRecord(window) || since >= _options.RecordWait)
                     && (window.LiveChildren.Count == 0 && window.UnseenChildren == 0 || since >= _options.ChildGrace))
@@ -785,6 +799,23 @@ public sealed class InvocationAttributor
             process.Windows.Remove(process.Windows.First(w => w.Flushed));
         }
 
+        if (window.CloseReason is not ("response" or "record"))
+        {
+            Counters.AddTimedOut();
+        }
+
+        var finished = Build(window, provisional: false);
+        Counters.AddGraph(finished.Graph.Truncated);
+        _finished(finished);
+    }
+
+    /// <summary>
+    /// The graph as it stands, with the invocation node's attributes. A provisional build leaves the packet flows in
+    /// place for the final one.
+    /// </summary>
+    private FinishedInvocation Build(Window window, bool provisional)
+    {
+        var process = window.Process;
         var graph = window.Graph;
         var record = window.Record;
         var callId = record?.CallId ?? window.CallId;
@@ -821,7 +852,7 @@ public sealed class InvocationAttributor
             }
         }
 
-        if (spanId is not null && _flowsBySpan.Remove(spanId, out var flows))
+        if (spanId is not null && (provisional ? _flowsBySpan.TryGetValue(spanId, out var flows) : _flowsBySpan.Remove(spanId, out flows)))
         {
             graph.SetAttribute(self, "packets", flows.Sum(f => f.Packets).ToString(CultureInfo.InvariantCulture));
             graph.SetAttribute(self, "bytes", flows.Sum(f => f.Bytes).ToString(CultureInfo.InvariantCulture));
@@ -833,14 +864,11 @@ public sealed class InvocationAttributor
             graph.SetAttribute(self, "leftOut", graph.LeftOut.ToString(CultureInfo.InvariantCulture));
         }
 
-        if (window.CloseReason is not ("response" or "record"))
-        {
-            Counters.AddTimedOut();
-        }
-
         var built = graph.Build(window.GraphId(callId), GraphScope.Invocation, callId, traceId, process.Function, process.Instance) with { Ambiguous = window.Ambiguous };
-        Counters.AddGraph(built.Truncated);
-        _finished(new FinishedInvocation(built, self, record, spanId, record?.ParentSpanId, traceId, window.CloseReason ?? "shutdown", window.Caller));
+        return new FinishedInvocation(built, self, record, spanId, record?.ParentSpanId, traceId, window.CloseReason ?? "shutdown", window.Caller)
+        {
+            Provisional = provisional,
+        };
     }
 
     /// <summary>
@@ -1127,6 +1155,8 @@ public sealed class InvocationAttributor
         public bool Ambiguous { get; set; }
 
         public bool Flushed { get; set; }
+
+        public bool ProvisionalSent { get; set; }
 
         public long Events { get; set; }
 

@@ -48,7 +48,10 @@ public sealed partial class InvocationGrapher : BackgroundService
                 Interlocked.Increment(ref _graphsDropped);
             }
 
-            _assembler.Add(invocation, _attributor!.Now);
+            if (!invocation.Provisional)
+            {
+                _assembler.Add(invocation, _attributor!.Now);
+            }
         });
     }
 

@@ -269,6 +269,37 @@ public sealed class AttributionTests
     }
 
     [Fact]
+    public void With_provisional_graphs_a_graph_comes_once_response_and_record_are_seen_and_the_final_one_after_the_settle_delay()
+    {
+        var ev = new Events(function: "product-catalog-api", instance: "product-catalog-api-1");
+        var h = new Harness(new GrapherOptions { SettleDelay = TimeSpan.FromMilliseconds(500), RecordWait = TimeSpan.FromSeconds(2), ProvisionalGraphs = true });
+        var start = ev.Time;
+        h.Feed(ev.Request(20, "call-p"), ev.OpenWrite("/tmp/before.json"), ev.Response(20));
+        h.Attributor.Advance(ev.Time);
+        Assert.Empty(h.Finished); // no record yet: the join with trace context comes first
+        h.Attributor.Add(Record("call-p", "product-catalog-api", "/function/product-catalog-api/products", null, start, ev.Time));
+        h.Attributor.Advance(ev.Time + TimeSpan.FromMilliseconds(10));
+        var provisional = Assert.Single(h.Finished);
+        Assert.True(provisional.Provisional);
+        Assert.NotNull(provisional.Record);
+        Assert.Contains(provisional.Graph.Nodes, n => n.Label == "/tmp/before.json");
+
+        ev.Wait(TimeSpan.FromMilliseconds(100)); // the tail: after the provisional graph, before the settle delay ends
+        h.Feed(ev.OpenWrite("/tmp/tail.json"));
+        h.Attributor.Advance(ev.Time);
+        Assert.Single(h.Finished); // one provisional graph per invocation, however often the clock ticks
+        h.Settle(ev.Time);
+
+        Assert.Equal(2, h.Finished.Count);
+        var final = h.Finished[1];
+        Assert.False(final.Provisional);
+        Assert.Equal(provisional.Graph.GraphId, final.Graph.GraphId);
+        Assert.Contains(final.Graph.Nodes, n => n.Label == "/tmp/tail.json");
+        Assert.DoesNotContain(provisional.Graph.Nodes, n => n.Label == "/tmp/tail.json");
+        Assert.Equal(1, h.Counters.Graphs); // the provisional graph is not counted as a graph built
+    }
+
+    [Fact]
     public void Events_of_unknown_processes_are_counted_and_left_out()
     {
         var ev = new Events();
