@@ -14,5 +14,6 @@ var root = new RootCommand("FaaSMon: provenance-graph intrusion detection for Op
     NetCollectCommand.Create(),
     CollectCommand.Create(),
     GraphCommand.Create(),
+    ServeCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

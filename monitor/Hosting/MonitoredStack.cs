@@ -40,6 +40,15 @@ internal sealed record MonitoredStackOptions
     public Action<SyscallEvent>? OnEvent { get; init; }
 
     public bool Verbose { get; init; }
+
+    /// <summary>Where the proxy listens (host:port; port 0 = any free one).</summary>
+    public string ProxyListen { get; init; } = "127.0.0.1:0";
+
+    /// <summary>Sees every proxy record (a subscription of its own, so a slow observer cannot slow the grapher).</summary>
+    public Action<InvocationRecord>? OnRecord { get; init; }
+
+    /// <summary>Sees every packet flow the proxy's capture finished.</summary>
+    public Action<PacketFlow>? OnFlow { get; init; }
 }
 
 /// <summary>
@@ -91,7 +100,7 @@ internal sealed class MonitoredStack : IAsyncDisposable
     {
         // The proxy must know the gateway's port and the gateway the proxy's URL: reserve the gateway's port first.
         var gatewayPort = FreePort();
-        _proxy = ProxyCommand.BuildApp("127.0.0.1:0", new Dictionary<string, string?>
+        _proxy = ProxyCommand.BuildApp(options.ProxyListen, new Dictionary<string, string?>
         {
             ["Proxy:Upstream"] = $"http://127.0.0.1:{gatewayPort.ToString(CultureInfo.InvariantCulture)}/",
             ["Proxy:DataDirectory"] = options.ProxyDataDirectory,
@@ -103,6 +112,19 @@ internal sealed class MonitoredStack : IAsyncDisposable
         var records = _proxy.Services.GetRequiredService<RecordStream<InvocationRecord>>().Subscribe("grapher");
         var flows = _proxy.Services.GetRequiredService<RecordStream<PacketFlow>>().Subscribe("grapher");
         _subscriptions.AddRange([records, flows]);
+        if (options.OnRecord is { } onRecord)
+        {
+            var mine = _proxy.Services.GetRequiredService<RecordStream<InvocationRecord>>().Subscribe("monitor");
+            _subscriptions.Add(mine);
+            _pumps.Add(Observe(mine.Reader, onRecord, _stopping.Token));
+        }
+
+        if (options.OnFlow is { } onFlow)
+        {
+            var mine = _proxy.Services.GetRequiredService<RecordStream<PacketFlow>>().Subscribe("monitor");
+            _subscriptions.Add(mine);
+            _pumps.Add(Observe(mine.Reader, onFlow, _stopping.Token));
+        }
         await _proxy.StartAsync(ct);
         GatewayUrl = new Uri(_proxy.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()
             .Replace("localhost", "127.0.0.1", StringComparison.Ordinal) + "/");
@@ -207,6 +229,21 @@ internal sealed class MonitoredStack : IAsyncDisposable
             }
         }
     }
+
+    private static Task Observe<T>(System.Threading.Channels.ChannelReader<T> reader, Action<T> observe, CancellationToken ct) =>
+        Task.Run(async () =>
+        {
+            try
+            {
+                await foreach (var item in reader.ReadAllAsync(ct))
+                {
+                    observe(item);
+                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+            }
+        }, CancellationToken.None);
 
     private static int FreePort()
     {

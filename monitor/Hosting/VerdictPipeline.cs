@@ -1,0 +1,269 @@
+using System.Diagnostics.Metrics;
+using System.Threading.Channels;
+using FaaSMon.Classifier.Inference;
+using FaaSMon.Core;
+using FaaSMon.Grapher;
+using FaaSMon.Monitor.Alerts;
+using FaaSMon.Monitor.Store;
+using Microsoft.Extensions.Logging;
+
+namespace FaaSMon.Monitor.Hosting;
+
+/// <summary>A verdict as it was stored: what the live table and the snapshots react to.</summary>
+/// <param name="LatencyMs">From the response leaving the proxy to the verdict being stored; null without a proxy record.</param>
+internal sealed record VerdictNotice(string Id, ProvenanceGraph Graph, InvocationRecord? Record, Verdict Verdict, bool Final, double? LatencyMs);
+
+/// <summary>
+/// The inference service: every graph the grapher finishes is classified (model + rules), stored with its verdict, and
+/// an intrusion is alerted once. Provisional graphs (built the moment the response and the proxy record are seen) give
+/// the first verdict; the final graph, after the settle delay, replaces it. Proxy records make pending rows before that.
+/// </summary>
+internal sealed partial class VerdictPipeline
+{
+    public const string MeterName = "FaaSMon.Monitor";
+    private const int LatencySamples = 100_000;
+
+    private static readonly Meter Meter = new(MeterName);
+    private static readonly Histogram<double> FirstLatency = Meter.CreateHistogram<double>("faasmon_verdict_latency_ms", "ms", "response leaving the proxy → first verdict stored");
+    private static readonly Counter<long> VerdictCount = Meter.CreateCounter<long>("faasmon_verdicts", description: "verdicts stored");
+
+    private readonly VerdictStore _store;
+    private readonly GraphClassifier _classifier;
+    private readonly ComponentHealth _health;
+    private readonly FalcoWebhook? _alerts;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _clock;
+    private readonly HashSet<string> _alerted = new(StringComparer.Ordinal);
+    private readonly Queue<string> _alertedOrder = new();
+    private readonly Latencies _first = new(LatencySamples);
+    private readonly Latencies _final = new(LatencySamples);
+    private long _classified;
+    private long _failed;
+
+    public VerdictPipeline(VerdictStore store, GraphClassifier classifier, ComponentHealth health, FalcoWebhook? alerts, ILogger logger, TimeProvider? clock = null)
+    {
+        _store = store;
+        _classifier = classifier;
+        _health = health;
+        _alerts = alerts;
+        _logger = logger;
+        _clock = clock ?? TimeProvider.System;
+    }
+
+    /// <summary>Raised after each stored verdict, on the pipeline's task: handlers must be quick.</summary>
+    public event Action<VerdictNotice>? Stored;
+
+    public long Classified => Interlocked.Read(ref _classified);
+
+    public long Failed => Interlocked.Read(ref _failed);
+
+    /// <summary>Response → first verdict (provisional or final), ms.</summary>
+    public Latencies FirstVerdict => _first;
+
+    /// <summary>Response → final verdict, ms.</summary>
+    public Latencies FinalVerdict => _final;
+
+    public bool ModelLoaded => _classifier.HasModel;
+
+    public void AddRecord(InvocationRecord record)
+    {
+        try
+        {
+            _store.AddRecord(record);
+        }
+        catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or IOException)
+        {
+            _health.Report("store", ComponentHealth.Degraded, e.Message);
+            LogStoreFailed(_logger, e);
+        }
+    }
+
+    public async Task RunInvocationsAsync(ChannelReader<FinishedInvocation> invocations, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(invocations);
+        await foreach (var invocation in invocations.ReadAllAsync(ct))
+        {
+            Handle(invocation);
+        }
+    }
+
+    public async Task RunTracesAsync(ChannelReader<ProvenanceGraph> traces, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(traces);
+        await foreach (var trace in traces.ReadAllAsync(ct))
+        {
+            try
+            {
+                _store.AddTrace(trace, _clock.GetUtcNow());
+            }
+            catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or IOException)
+            {
+                _health.Report("store", ComponentHealth.Degraded, e.Message);
+                LogStoreFailed(_logger, e);
+            }
+        }
+    }
+
+    private void Handle(FinishedInvocation invocation)
+    {
+        Verdict verdict;
+        try
+        {
+            verdict = _classifier.Classify(invocation.Graph);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // one graph the model cannot take must not stop the verdicts of the others
+            Interlocked.Increment(ref _failed);
+            _health.Report("classifier", ComponentHealth.Degraded, $"{invocation.Graph.GraphId}: {e.Message}");
+            LogClassifyFailed(_logger, invocation.Graph.GraphId, e);
+            verdict = new Verdict(invocation.Graph.GraphId, invocation.Graph.CallId, invocation.TraceId, invocation.Graph.Function, null, null, false, [], [], [])
+            {
+                ModelUnavailable = $"classification failed: {e.Message}",
+            };
+        }
+
+        var final = !invocation.Provisional;
+        var pcap = invocation.Graph.Nodes.FirstOrDefault(n => n.Id == invocation.InvocationNode)?.Attributes?.GetValueOrDefault("pcap");
+        string id;
+        try
+        {
+            id = _store.AddVerdict(invocation.Graph, invocation.Record, invocation.SpanId, verdict, final, pcap, _clock.GetUtcNow());
+        }
+        catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or IOException or UnauthorizedAccessException)
+        {
+            _health.Report("store", ComponentHealth.Degraded, e.Message);
+            LogStoreFailed(_logger, e);
+            return;
+        }
+
+        Interlocked.Increment(ref _classified);
+        VerdictCount.Add(1, new KeyValuePair<string, object?>("verdict", verdict.IsIntrusion ? "intrusion" : "benign"));
+        double? latency = null;
+        if (invocation.Record is { } record)
+        {
+            latency = (_clock.GetUtcNow() - record.EndUtc).TotalMilliseconds;
+            if (_first.TryAddFirst(id, latency.Value))
+            {
+                FirstLatency.Record(latency.Value);
+            }
+
+            if (final)
+            {
+                _final.Add(latency.Value);
+            }
+        }
+
+        if (verdict.IsIntrusion && Remember(id))
+        {
+            _alerts?.Post(FalcoAlert.For(verdict, id, invocation.Graph.Instance, _clock.GetUtcNow()));
+        }
+
+        try
+        {
+            Stored?.Invoke(new VerdictNotice(id, invocation.Graph, invocation.Record, verdict, final, latency));
+        }
+        catch (Exception e)
+        {
+            LogHandlerFailed(_logger, e);
+        }
+    }
+
+    /// <summary>True the first time an invocation is an intrusion (one alert each, provisional or final).</summary>
+    private bool Remember(string id)
+    {
+        if (!_alerted.Add(id))
+        {
+            return false;
+        }
+
+        _alertedOrder.Enqueue(id);
+        if (_alertedOrder.Count > 100_000)
+        {
+            _alerted.Remove(_alertedOrder.Dequeue());
+        }
+
+        return true;
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "could not classify graph {GraphId}")]
+    private static partial void LogClassifyFailed(ILogger logger, string graphId, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "store write failed")]
+    private static partial void LogStoreFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "a verdict handler failed")]
+    private static partial void LogHandlerFailed(ILogger logger, Exception exception);
+}
+
+/// <summary>A bounded sample of latencies (the most recent ones) with percentiles; thread-safe.</summary>
+internal sealed class Latencies(int capacity)
+{
+    private readonly Lock _lock = new();
+    private readonly Queue<double> _values = new();
+    private readonly HashSet<string> _seen = new(StringComparer.Ordinal);
+    private readonly Queue<string> _seenOrder = new();
+
+    public int Count
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _values.Count;
+            }
+        }
+    }
+
+    public void Add(double value)
+    {
+        lock (_lock)
+        {
+            _values.Enqueue(value);
+            if (_values.Count > capacity)
+            {
+                _values.Dequeue();
+            }
+        }
+    }
+
+    /// <summary>Adds the latency of <paramref name="id"/> only the first time it is seen.</summary>
+    public bool TryAddFirst(string id, double value)
+    {
+        lock (_lock)
+        {
+            if (!_seen.Add(id))
+            {
+                return false;
+            }
+
+            _seenOrder.Enqueue(id);
+            if (_seenOrder.Count > capacity)
+            {
+                _seen.Remove(_seenOrder.Dequeue());
+            }
+        }
+
+        Add(value);
+        return true;
+    }
+
+    /// <summary>The <paramref name="quantile"/> (0..1) by nearest rank; NaN when empty.</summary>
+    public double Percentile(double quantile)
+    {
+        double[] sorted;
+        lock (_lock)
+        {
+            sorted = [.. _values];
+        }
+
+        if (sorted.Length == 0)
+        {
+            return double.NaN;
+        }
+
+        Array.Sort(sorted);
+        var rank = (int)Math.Ceiling(quantile * sorted.Length) - 1;
+        return sorted[Math.Clamp(rank, 0, sorted.Length - 1)];
+    }
+}
