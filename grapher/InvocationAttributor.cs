@@ -161,6 +161,31 @@ public sealed class InvocationAttributor
                 break;
             }
         }
+
+        if (_options.ProvisionalGraphs)
+        {
+            // the record usually comes just after the status line: the provisional graph need not wait for the next tick
+            foreach (var window in _open)
+            {
+                if (window.Closed is not null && window.CallId == record.CallId && window.Process.Function == record.Function && SendProvisional(window))
+                {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// <summary>Builds the provisional graph of a closed window once, when its proxy record is known (see <see cref="GrapherOptions.ProvisionalGraphs"/>).</summary>
+    private bool SendProvisional(Window window)
+    {
+        if (window.ProvisionalSent || window.Flushed || window.Closed is null || (window.Record is null && !TryMatchRecord(window)))
+        {
+            return false;
+        }
+
+        window.ProvisionalSent = true;
+        _finished(Build(window, provisional: true));
+        return true;
     }
 
     public void Add(PacketFlow flow)
@@ -324,6 +349,10 @@ public sealed class InvocationAttributor
             if (claim.Request && head.IsResponse && IsWrite(evt.Syscall) && claim.Window.Closed is null)
             {
                 Close(claim.Window, evt.Timestamp, "response");
+                if (_options.ProvisionalGraphs)
+                {
+                    SendProvisional(claim.Window); // when the record came first (strace lags behind the proxy)
+                }
             }
 
             if (evt.Tid == evt.Pid)
@@ -748,11 +777,9 @@ public sealed class InvocationAttributor
             else
             {
                 var since = _now - window.Closed.Value;
-                if (_options.ProvisionalGraphs && !window.ProvisionalSent && since < _options.SettleDelay
-                    && (window.Record is not null || TryMatchRecord(window)))
+                if (_options.ProvisionalGraphs && since < _options.SettleDelay)
                 {
-                    window.ProvisionalSent = true;
-                    _finished(Build(window, provisional: true));
+                    SendProvisional(window);
                 }
 
                 if (since >= _options.SettleDelay
