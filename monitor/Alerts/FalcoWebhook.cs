@@ -30,7 +30,7 @@ internal sealed record FalcoAlert(
             time,
             rule,
             "Critical",
-            $"{time:HH:mm:ss.fffffffff}: Critical FaaSMon intrusion in function {verdict.Function} (invocation={invocationId} call_id={verdict.CallId} trace_id={verdict.TraceId}): {why}",
+            $"{time:HH:mm:ss.fffffff}: Critical FaaSMon intrusion in function {verdict.Function} (invocation={invocationId} call_id={verdict.CallId} trace_id={verdict.TraceId}): {why}",
             "faasmon",
             Environment.MachineName,
             ["faasmon", "serverless", "openfaas", .. verdict.RuleHits.Select(h => h.RuleId).Distinct(StringComparer.Ordinal)],

@@ -83,7 +83,17 @@ internal sealed partial class VerdictPipeline
         ArgumentNullException.ThrowIfNull(invocations);
         await foreach (var invocation in invocations.ReadAllAsync(ct))
         {
-            Handle(invocation);
+            try
+            {
+                Handle(invocation);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // a bug in one verdict's handling must not end the verdicts of all that follow
+                Interlocked.Increment(ref _failed);
+                _health.Report("grapher", ComponentHealth.Degraded, $"{invocation.Graph.GraphId}: {e.Message}");
+                LogHandlerFailed(_logger, e);
+            }
         }
     }
 
