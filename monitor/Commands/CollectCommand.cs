@@ -127,8 +127,8 @@ internal static class CollectCommand
     /// and every attack run is a whole one. Before each round the container-reuse implant is removed from the warm
     /// receive containers, so each stage really downloads it rather than finding the last round's copy.
     /// </summary>
-    private static async Task<List<AttackOutcome>> DriveAsync(MonitoredStack stack, int benign, List<string> families, int rounds, int seed, int concurrency,
-        string groundTruth, ILoggerFactory logging, CancellationToken ct)
+    internal static async Task<List<AttackOutcome>> DriveAsync(MonitoredStack stack, int benign, List<string> families, int rounds, int seed, int concurrency,
+        string groundTruth, ILoggerFactory logging, CancellationToken ct, bool quiet = false)
     {
         rounds = families.Count == 0 ? 1 : rounds;
         var driver = new WorkloadDriver(logging.CreateLogger<WorkloadDriver>());
@@ -172,7 +172,7 @@ internal static class CollectCommand
             }
 
             await combined.FlushAsync(ct);
-            if (rounds <= 20 || (round + 1) % Math.Max(1, rounds / 20) == 0 || round == rounds - 1)
+            if (!quiet && (rounds <= 20 || (round + 1) % Math.Max(1, rounds / 20) == 0 || round == rounds - 1))
             {
                 Console.WriteLine($"  round {round + 1}/{rounds}: {report.BenignOk}/{report.BenignSent} benign ok, {report.Attacks.Count(a => a.Succeeded)}/{report.Attacks.Count} attacks verified" +
                     (report.Attacks.FirstOrDefault(a => !a.Succeeded) is { } failed ? $" ({failed.Family} failed: {failed.Evidence})" : ""));
