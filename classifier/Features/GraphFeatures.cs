@@ -14,7 +14,7 @@ internal sealed class InvalidGraphException(string graphId, string problem)
 /// node-kind one-hot · log(1 + incoming edge count) per edge kind · the same for outgoing · log(1 + in-degree), log(1 + out-degree)
 /// · inherited-state flag (the node touches an <see cref="EdgeKind.Inherits"/> edge) · what the node's name says
 /// (<see cref="NameFlags"/>: secret, temporary, system-binary and /proc files; shells and programs run from writable
-/// folders; sockets to public addresses) · how the node behaved in context (<see cref="BehaviourFlags"/>, layout 2).
+/// folders; sockets to public addresses) · how the node behaved in context (<see cref="BehaviourColumns"/>, layout 2).
 /// Counts are logs because one process can issue thousands of reads while one execve decides the verdict. Name flags
 /// exist because structure alone cannot tell a read of a secret from a read of a module file. Behaviour flags exist
 /// because some attack steps are structurally the function's own work: a forged call differs from a real one only in
@@ -34,13 +34,14 @@ internal sealed record GraphFeatures(string GraphId, int NodeCount, float[] X, l
 
     /// <summary>
     /// Columns of what a node did in this graph: for the invocation, how the call arrived (no calling function,
-    /// without trace context, read-only method, error status); for a process, whether it ran a file written, renamed,
-    /// made executable or inherited here, and whether a process other than the function's own connected out; for a file,
-    /// whether it was run after being written or inherited here.
+    /// without trace context, read-only method, error status) and what its request target carried (code characters in
+    /// the decoded query, log(1 + its length)); for a process, whether it ran a file written, renamed, made executable or
+    /// inherited here, and whether a process other than the function's own connected out; for a file, whether it was run
+    /// after being written or inherited here.
     /// </summary>
-    public const int BehaviourFlags = 7;
+    public const int BehaviourColumns = 9;
 
-    public static int FeatureCount { get; } = NodeKinds + (2 * EdgeKinds) + 3 + NameFlags + BehaviourFlags;
+    public static int FeatureCount { get; } = NodeKinds + (2 * EdgeKinds) + 3 + NameFlags + BehaviourColumns;
 
     /// <summary>Edge types as message passing sees them: each kind forwards and reversed.</summary>
     public static int RelationCount { get; } = 2 * EdgeKinds;
@@ -132,7 +133,7 @@ internal sealed record GraphFeatures(string GraphId, int NodeCount, float[] X, l
             WriteNameFlags(graph.Nodes[i], x.AsSpan(row + NodeKinds + (2 * EdgeKinds) + 3, NameFlags));
         }
 
-        WriteBehaviourFlags(graph, index, x, width, NodeKinds + (2 * EdgeKinds) + 3 + NameFlags);
+        WriteBehaviourColumns(graph, index, x, width, NodeKinds + (2 * EdgeKinds) + 3 + NameFlags);
 
         return new GraphFeatures(id, n, x, source, target, type, nodeIds);
     }
@@ -172,11 +173,11 @@ internal sealed record GraphFeatures(string GraphId, int NodeCount, float[] X, l
     private static readonly EdgeKind[] Planting = [EdgeKind.Write, EdgeKind.Rename, EdgeKind.Chmod, EdgeKind.Inherits];
 
     /// <summary>
-    /// Context columns, <see cref="BehaviourFlags"/>. Only the invocation the graph is about (role <c>self</c>) gets the
+    /// Context columns, <see cref="BehaviourColumns"/>. Only the invocation the graph is about (role <c>self</c>) gets the
     /// call columns: the earlier invocations a file was inherited from (role <c>writer</c>) are placeholders. Ids such as
     /// <c>callerCallId</c> are never features, only whether a caller was named.
     /// </summary>
-    private static void WriteBehaviourFlags(ProvenanceGraph graph, Dictionary<int, int> index, float[] x, int width, int offset)
+    private static void WriteBehaviourColumns(ProvenanceGraph graph, Dictionary<int, int> index, float[] x, int width, int offset)
     {
         var planted = new HashSet<int>();
         foreach (var edge in graph.Edges ?? [])
@@ -212,12 +213,28 @@ internal sealed record GraphFeatures(string GraphId, int NodeCount, float[] X, l
             }
 
             var attributes = node.Attributes;
-            var flags = x.AsSpan((i * width) + offset, 4);
+            var flags = x.AsSpan((i * width) + offset, BehaviourColumns);
             flags[0] = attributes.ContainsKey("callerFunction") ? 0f : 1f;
             flags[1] = attributes.GetValueOrDefault("untracedCall") == "true" ? 1f : 0f;
             flags[2] = attributes.GetValueOrDefault("method") is "GET" or "HEAD" ? 1f : 0f;
             flags[3] = int.TryParse(attributes.GetValueOrDefault("status"), out var status) && status >= 400 ? 1f : 0f;
+            var query = DecodedQuery(attributes.GetValueOrDefault("path"));
+            flags[7] = query.AsSpan().IndexOfAny(CodeCharacters) >= 0 ? 1f : 0f;
+            flags[8] = MathF.Log(1 + query.Length);
         }
+    }
+
+    /// <summary>
+    /// Characters that make a query parameter code rather than data: calls, blocks, statements, template and shell
+    /// substitution, markup. A query that carries them is how code reaches an eval, a shell or a template.
+    /// </summary>
+    private static readonly System.Buffers.SearchValues<char> CodeCharacters = System.Buffers.SearchValues.Create("(){};`$<>");
+
+    /// <summary>The query of a request target, percent-decoded (as the function sees it); empty when there is none.</summary>
+    private static string DecodedQuery(string? target)
+    {
+        var start = target?.IndexOf('?', StringComparison.Ordinal) ?? -1;
+        return start < 0 ? "" : Uri.UnescapeDataString(target![(start + 1)..].Replace('+', ' '));
     }
 
     /// <summary>Whether a remote "ip:port" is on the internet rather than loopback, private or link-local.</summary>

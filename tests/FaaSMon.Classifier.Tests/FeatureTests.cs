@@ -52,8 +52,10 @@ public sealed class FeatureTests
         Dictionary<string, string> A(params (string Key, string Value)[] pairs) => pairs.ToDictionary(p => p.Key, p => p.Value);
         var graph = Graph(
             [
-                new(0, NodeKind.Invocation, "forged", A(("role", "self"), ("method", "GET"), ("status", "502"), ("untracedCall", "true"), ("callerCallId", "c0"))),
-                new(1, NodeKind.Invocation, "traced", A(("role", "self"), ("method", "POST"), ("status", "200"), ("callerFunction", "f0"), ("callerCallId", "c0"))),
+                new(0, NodeKind.Invocation, "forged", A(("role", "self"), ("method", "GET"), ("status", "502"), ("untracedCall", "true"), ("callerCallId", "c0"),
+                    ("path", "/products?sort=%28a%2Cb%29%3D%3Ea.price"))),
+                new(1, NodeKind.Invocation, "traced", A(("role", "self"), ("method", "POST"), ("status", "200"), ("callerFunction", "f0"), ("callerCallId", "c0"),
+                    ("path", "/products?category=cameras"))),
                 new(2, NodeKind.Invocation, "earlier", A(("role", "writer"), ("method", "GET"))),
                 new(3, NodeKind.Process, "function-process", A(("role", "function"))),
                 new(4, NodeKind.Process, "sh", A(("exe", "/bin/sh"))),
@@ -68,15 +70,16 @@ public sealed class FeatureTests
             ]);
         var features = GraphFeatures.From(graph);
         var offset = GraphFeatures.NodeKinds + (2 * GraphFeatures.EdgeKinds) + 3 + GraphFeatures.NameFlags;
-        float[] Flags(int node) => features.X.AsSpan((node * GraphFeatures.FeatureCount) + offset, GraphFeatures.BehaviourFlags).ToArray();
+        float[] Flags(int node) => features.X.AsSpan((node * GraphFeatures.FeatureCount) + offset, GraphFeatures.BehaviourColumns).ToArray();
 
-        Assert.Equal([1f, 1f, 1f, 1f, 0f, 0f, 0f], Flags(0));   // no calling function, untraced, GET, error status
-        Assert.Equal([0f, 0f, 0f, 0f, 0f, 0f, 0f], Flags(1));   // a traced POST from a function
-        Assert.Equal([0f, 0f, 0f, 0f, 0f, 0f, 0f], Flags(2));   // a writer placeholder says nothing about this call
-        Assert.Equal([0f, 0f, 0f, 0f, 0f, 0f, 0f], Flags(3));   // the function's own connect is its job
-        Assert.Equal([0f, 0f, 0f, 0f, 1f, 1f, 0f], Flags(4));   // ran the renamed file and connected out
-        Assert.Equal([0f, 0f, 0f, 0f, 0f, 0f, 1f], Flags(5));   // planted here, then run
-        Assert.Equal([0f, 0f, 0f, 0f, 0f, 0f, 0f], Flags(6));   // /bin/sh was run but never written
+        // No calling function, untraced, GET, error status; a decoded query "sort=(a,b)=>a.price" holds code.
+        Assert.Equal([1f, 1f, 1f, 1f, 0f, 0f, 0f, 1f, MathF.Log(1 + "sort=(a,b)=>a.price".Length)], Flags(0));
+        Assert.Equal([0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, MathF.Log(1 + "category=cameras".Length)], Flags(1));   // a traced POST from a function
+        Assert.Equal(new float[9], Flags(2));   // a writer placeholder says nothing about this call
+        Assert.Equal(new float[9], Flags(3));   // the function's own connect is its job
+        Assert.Equal([0f, 0f, 0f, 0f, 1f, 1f, 0f, 0f, 0f], Flags(4));   // ran the renamed file and connected out
+        Assert.Equal([0f, 0f, 0f, 0f, 0f, 0f, 1f, 0f, 0f], Flags(5));   // planted here, then run
+        Assert.Equal(new float[9], Flags(6));   // /bin/sh was run but never written
     }
 
     [Fact]
