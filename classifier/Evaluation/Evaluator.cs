@@ -7,7 +7,11 @@ using Microsoft.Extensions.Logging;
 namespace FaaSMon.Classifier.Evaluation;
 
 /// <summary>One fold's figures.</summary>
-internal sealed record FoldResult(int Fold, Metrics Metrics, bool[] IsAttack, double[] Scores);
+internal sealed record FoldResult(int Fold, Metrics Metrics, bool[] IsAttack, double[] Scores)
+{
+    /// <summary>The test graphs' ids and labels, in the order of <see cref="Scores"/>: what a person reads to see which graphs were missed.</summary>
+    public IReadOnlyList<(string GraphId, string Family)> Graphs { get; init; } = [];
+}
 
 /// <summary>Leave-one-family-out: trained without <paramref name="Family"/>, how much of it was caught, and the benign FPR.</summary>
 internal sealed record FamilyResult(string Family, int Graphs, double Recall, double BenignFalsePositiveRate, int BenignGraphs);
@@ -43,12 +47,13 @@ internal sealed partial class Evaluator(GnnTrainer trainer, ILogger<Evaluator> l
             var truth = test.Select(g => g.IsAttack).ToArray();
             var metrics = Metrics.From(truth, scores);
             LogFold(logger, name, fold + 1, folds, metrics.F1, metrics.Accuracy, metrics.RocAuc);
-            results.Add(new FoldResult(fold + 1, metrics, truth, scores));
+            results.Add(new FoldResult(fold + 1, metrics, truth, scores) { Graphs = [.. test.Select(g => (g.Features.GraphId, g.Family))] });
         }
 
         var files = new List<string>
         {
             WriteFoldCsv(Path.Combine(outDirectory, $"kfold-{name}.csv"), results),
+            WritePredictionCsv(Path.Combine(outDirectory, $"predictions-{name}.csv"), results),
             Plots.ConfusionMatrix(Path.Combine(outDirectory, $"confusion-{name}.png"), name, results),
             Plots.Roc(Path.Combine(outDirectory, $"roc-{name}.png"), name, results),
         };
@@ -134,6 +139,22 @@ internal sealed partial class Evaluator(GnnTrainer trainer, ILogger<Evaluator> l
         });
         csv.AppendLine("mean,,,,,," + string.Join(',', means.Select(F)));
         csv.AppendLine("sd,,,,,," + string.Join(',', deviations.Select(F)));
+        File.WriteAllText(path, csv.ToString());
+        return path;
+    }
+
+    /// <summary>One row per test graph: which fold scored it, its label and its score, to list the misses per family.</summary>
+    internal static string WritePredictionCsv(string path, List<FoldResult> results)
+    {
+        var csv = new StringBuilder("fold,graph_id,label,score,predicted_attack\n");
+        foreach (var r in results)
+        {
+            for (var i = 0; i < r.Graphs.Count; i++)
+            {
+                csv.AppendLine(CultureInfo.InvariantCulture, $"{r.Fold},{r.Graphs[i].GraphId},{r.Graphs[i].Family},{r.Scores[i]:F4},{(r.Scores[i] >= 0.5 ? 1 : 0)}");
+            }
+        }
+
         File.WriteAllText(path, csv.ToString());
         return path;
     }

@@ -14,9 +14,11 @@ internal sealed class InvalidGraphException(string graphId, string problem)
 /// node-kind one-hot · log(1 + incoming edge count) per edge kind · the same for outgoing · log(1 + in-degree), log(1 + out-degree)
 /// · inherited-state flag (the node touches an <see cref="EdgeKind.Inherits"/> edge) · what the node's name says
 /// (<see cref="NameFlags"/>: secret, temporary, system-binary and /proc files; shells and programs run from writable
-/// folders; sockets to public addresses). Counts are logs because one process can issue thousands of reads while one
-/// execve decides the verdict. Name flags exist because structure alone cannot tell a read of a secret from a read of a
-/// module file.
+/// folders; sockets to public addresses) · how the node behaved in context (<see cref="BehaviourColumns"/>, layout 2).
+/// Counts are logs because one process can issue thousands of reads while one execve decides the verdict. Name flags
+/// exist because structure alone cannot tell a read of a secret from a read of a module file. Behaviour flags exist
+/// because some attack steps are structurally the function's own work: a forged call differs from a real one only in
+/// how it reached the function (no trace context), and a planted file only in being run later.
 /// Edges go both ways for message passing; a reversed edge has type <c>kind + EdgeKinds</c>, so direction is not lost.
 /// </summary>
 internal sealed record GraphFeatures(string GraphId, int NodeCount, float[] X, long[] Source, long[] Target, long[] EdgeType, int[] NodeIds)
@@ -25,12 +27,21 @@ internal sealed record GraphFeatures(string GraphId, int NodeCount, float[] X, l
     public static readonly int EdgeKinds = Enum.GetValues<EdgeKind>().Length;
 
     /// <summary>Bumped whenever the meaning of a feature column changes; model files name the layout they were trained on.</summary>
-    public const int LayoutVersion = 1;
+    public const int LayoutVersion = 2;
 
     /// <summary>Columns derived from a node's path, executable or remote address.</summary>
     public const int NameFlags = 7;
 
-    public static int FeatureCount { get; } = NodeKinds + (2 * EdgeKinds) + 3 + NameFlags;
+    /// <summary>
+    /// Columns of what a node did in this graph: for the invocation, how the call arrived (no calling function,
+    /// without trace context, read-only method, error status) and what its request target carried (code characters in
+    /// the decoded query, log(1 + its length)); for a process, whether it ran a file written, renamed, made executable or
+    /// inherited here, and whether a process other than the function's own connected out; for a file, whether it was run
+    /// after being written or inherited here.
+    /// </summary>
+    public const int BehaviourColumns = 9;
+
+    public static int FeatureCount { get; } = NodeKinds + (2 * EdgeKinds) + 3 + NameFlags + BehaviourColumns;
 
     /// <summary>Edge types as message passing sees them: each kind forwards and reversed.</summary>
     public static int RelationCount { get; } = 2 * EdgeKinds;
@@ -122,6 +133,8 @@ internal sealed record GraphFeatures(string GraphId, int NodeCount, float[] X, l
             WriteNameFlags(graph.Nodes[i], x.AsSpan(row + NodeKinds + (2 * EdgeKinds) + 3, NameFlags));
         }
 
+        WriteBehaviourColumns(graph, index, x, width, NodeKinds + (2 * EdgeKinds) + 3 + NameFlags);
+
         return new GraphFeatures(id, n, x, source, target, type, nodeIds);
     }
 
@@ -155,6 +168,73 @@ internal sealed record GraphFeatures(string GraphId, int NodeCount, float[] X, l
             default:
                 break;
         }
+    }
+
+    private static readonly EdgeKind[] Planting = [EdgeKind.Write, EdgeKind.Rename, EdgeKind.Chmod, EdgeKind.Inherits];
+
+    /// <summary>
+    /// Context columns, <see cref="BehaviourColumns"/>. Only the invocation the graph is about (role <c>self</c>) gets the
+    /// call columns: the earlier invocations a file was inherited from (role <c>writer</c>) are placeholders. Ids such as
+    /// <c>callerCallId</c> are never features, only whether a caller was named.
+    /// </summary>
+    private static void WriteBehaviourColumns(ProvenanceGraph graph, Dictionary<int, int> index, float[] x, int width, int offset)
+    {
+        var planted = new HashSet<int>();
+        foreach (var edge in graph.Edges ?? [])
+        {
+            if (Planting.Contains(edge.Kind))
+            {
+                planted.Add(index[edge.Target]);
+            }
+        }
+
+        foreach (var edge in graph.Edges ?? [])
+        {
+            var source = index[edge.Source];
+            var target = index[edge.Target];
+            if (edge.Kind == EdgeKind.Execve && planted.Contains(target))
+            {
+                x[(source * width) + offset + 4] = 1f;
+                x[(target * width) + offset + 6] = 1f;
+            }
+            else if (edge.Kind == EdgeKind.Connect && graph.Nodes[source] is { Kind: NodeKind.Process } process
+                && process.Attributes?.GetValueOrDefault("role") != "function")
+            {
+                x[(source * width) + offset + 5] = 1f;
+            }
+        }
+
+        for (var i = 0; i < graph.Nodes.Count; i++)
+        {
+            var node = graph.Nodes[i];
+            if (node.Kind != NodeKind.Invocation || node.Attributes?.GetValueOrDefault("role") != "self")
+            {
+                continue;
+            }
+
+            var attributes = node.Attributes;
+            var flags = x.AsSpan((i * width) + offset, BehaviourColumns);
+            flags[0] = attributes.ContainsKey("callerFunction") ? 0f : 1f;
+            flags[1] = attributes.GetValueOrDefault("untracedCall") == "true" ? 1f : 0f;
+            flags[2] = attributes.GetValueOrDefault("method") is "GET" or "HEAD" ? 1f : 0f;
+            flags[3] = int.TryParse(attributes.GetValueOrDefault("status"), out var status) && status >= 400 ? 1f : 0f;
+            var query = DecodedQuery(attributes.GetValueOrDefault("path"));
+            flags[7] = query.AsSpan().IndexOfAny(CodeCharacters) >= 0 ? 1f : 0f;
+            flags[8] = MathF.Log(1 + query.Length);
+        }
+    }
+
+    /// <summary>
+    /// Characters that make a query parameter code rather than data: calls, blocks, statements, template and shell
+    /// substitution, markup. A query that carries them is how code reaches an eval, a shell or a template.
+    /// </summary>
+    private static readonly System.Buffers.SearchValues<char> CodeCharacters = System.Buffers.SearchValues.Create("(){};`$<>");
+
+    /// <summary>The query of a request target, percent-decoded (as the function sees it); empty when there is none.</summary>
+    private static string DecodedQuery(string? target)
+    {
+        var start = target?.IndexOf('?', StringComparison.Ordinal) ?? -1;
+        return start < 0 ? "" : Uri.UnescapeDataString(target![(start + 1)..].Replace('+', ' '));
     }
 
     /// <summary>Whether a remote "ip:port" is on the internet rather than loopback, private or link-local.</summary>

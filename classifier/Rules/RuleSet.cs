@@ -25,6 +25,25 @@ internal sealed class RuleDefinition
     public string Description { get; set; } = "";
 
     public RuleMatch? Match { get; set; }
+
+    /// <summary>What one function does by design that the conditions would otherwise flag, each with the reason it is benign.</summary>
+    public List<AllowEntry>? Allow { get; set; }
+}
+
+/// <summary>
+/// One known benign behaviour of one function: a command line (a regular expression that must match the whole command
+/// line, so a command injected after the benign one, <c>sha256sum "x";chmod +x ...</c>, still fires) or a path it reads
+/// (a glob, for read-paths). Exactly one of the two.
+/// </summary>
+internal sealed class AllowEntry
+{
+    public string Function { get; set; } = "";
+
+    public string? CommandLine { get; set; }
+
+    public string? Path { get; set; }
+
+    public string Reason { get; set; } = "";
 }
 
 /// <summary>Conditions; a rule fires when all that are set hold.</summary>
@@ -103,6 +122,25 @@ internal sealed class RuleSet
                 throw new RuleFileException(source, $"rule {rule.Id} has no conditions under match");
             }
 
+            foreach (var allowed in rule.Allow ?? [])
+            {
+                if (string.IsNullOrWhiteSpace(allowed.Function) || string.IsNullOrWhiteSpace(allowed.Reason)
+                    || string.IsNullOrWhiteSpace(allowed.CommandLine) == string.IsNullOrWhiteSpace(allowed.Path))
+                {
+                    throw new RuleFileException(source, $"rule {rule.Id}: every allow entry needs function, reason and one of command-line or path");
+                }
+
+                if (allowed.CommandLine is not null && match.ProcessNames is null && !match.SpawnedByProcess)
+                {
+                    throw new RuleFileException(source, $"rule {rule.Id}: an allowed command-line applies to process conditions (process-names, spawned-by-process), and the rule has none");
+                }
+
+                if (allowed.Path is not null && match.ReadPaths is null)
+                {
+                    throw new RuleFileException(source, $"rule {rule.Id}: an allowed path applies to read-paths, and the rule has none");
+                }
+            }
+
             if (compiled.Any(c => c.Id == rule.Id))
             {
                 throw new RuleFileException(source, $"rule id {rule.Id} appears twice");
@@ -150,6 +188,16 @@ internal sealed class RuleSet
 
         public Dictionary<int, List<GraphEdge>> Edges { get; } = [];
 
+        /// <summary>
+        /// The functions whose behaviour the graph holds: its function and those of its own invocations (a trace has
+        /// several), not those of the earlier invocations that wrote inherited files.
+        /// </summary>
+        public HashSet<string> Functions => _functions ??=
+            [.. Graph.Nodes.Where(n => n.Kind == NodeKind.Invocation && n.Attributes?.GetValueOrDefault("role") == "self")
+                .Select(n => n.Attributes!.GetValueOrDefault("function")).Append(Graph.Function).OfType<string>()];
+
+        private HashSet<string>? _functions;
+
         public IEnumerable<(GraphEdge Edge, GraphNode Other)> Neighbours(GraphNode node, EdgeKind kind) =>
             (Edges.TryGetValue(node.Id, out var edges) ? edges : [])
                 .Where(e => e.Kind == kind)
@@ -170,13 +218,16 @@ internal sealed class RuleSet
 
     private sealed class CompiledRule
     {
-        private CompiledRule(string id, string description, RuleMatch match, List<IPNetwork> allow, List<Regex> paths)
+        private CompiledRule(string id, string description, RuleMatch match, List<IPNetwork> allow, List<Regex> paths,
+            List<(string Function, Regex CommandLine)> allowedCommands, List<(string Function, Regex Path)> allowedPaths)
         {
+            AllowedPaths = allowedPaths;
             Id = id;
             Description = description;
             Match = match;
             Allow = allow;
             Paths = paths;
+            AllowedCommands = allowedCommands;
         }
 
         public string Id { get; }
@@ -188,6 +239,10 @@ internal sealed class RuleSet
         private List<IPNetwork> Allow { get; }
 
         private List<Regex> Paths { get; }
+
+        private List<(string Function, Regex CommandLine)> AllowedCommands { get; }
+
+        private List<(string Function, Regex Path)> AllowedPaths { get; }
 
         public static CompiledRule Create(RuleDefinition rule, string source)
         {
@@ -204,7 +259,21 @@ internal sealed class RuleSet
             }
 
             var paths = (rule.Match.ReadPaths ?? []).Select(Glob).ToList();
-            return new CompiledRule(rule.Id, rule.Description, rule.Match, allow, paths);
+            var commands = new List<(string, Regex)>();
+            foreach (var allowed in (rule.Allow ?? []).Where(a => a.CommandLine is not null))
+            {
+                try
+                {
+                    commands.Add((allowed.Function, new Regex($"^(?:{allowed.CommandLine})$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100))));
+                }
+                catch (ArgumentException e)
+                {
+                    throw new RuleFileException(source, $"rule {rule.Id}: command-line \"{allowed.CommandLine}\" is not a regular expression: {e.Message}", e);
+                }
+            }
+
+            var allowedPaths = (rule.Allow ?? []).Where(a => a.Path is not null).Select(a => (a.Function, Glob(a.Path!))).ToList();
+            return new CompiledRule(rule.Id, rule.Description, rule.Match, allow, paths, commands, allowedPaths);
         }
 
         public RuleHit? Evaluate(GraphView view)
@@ -218,7 +287,7 @@ internal sealed class RuleSet
                 foreach (var process in view.Graph.Nodes.Where(n => n.Kind == NodeKind.Process))
                 {
                     var name = ProcessName(process);
-                    if (match.ProcessNames is not null && !match.ProcessNames.Contains(name, StringComparer.Ordinal))
+                    if ((match.ProcessNames is not null && !match.ProcessNames.Contains(name, StringComparer.Ordinal)) || IsAllowed(view, process))
                     {
                         continue;
                     }
@@ -291,7 +360,8 @@ internal sealed class RuleSet
             if (Paths.Count > 0)
             {
                 var found = false;
-                foreach (var file in view.Graph.Nodes.Where(n => n.Kind == NodeKind.File && Paths.Any(p => p.IsMatch(Path(n)))))
+                foreach (var file in view.Graph.Nodes.Where(n => n.Kind == NodeKind.File && Paths.Any(p => p.IsMatch(Path(n)))
+                    && !AllowedPaths.Any(a => a.Path.IsMatch(Path(n)) && view.Functions.Contains(a.Function))))
                 {
                     var reader = view.Neighbours(file, EdgeKind.Read).Concat(view.Neighbours(file, EdgeKind.Open))
                         .Select(p => p.Other).FirstOrDefault(o => o.Kind == NodeKind.Process);
@@ -312,6 +382,17 @@ internal sealed class RuleSet
             }
 
             return new RuleHit(Id, $"{Description} {string.Join("; ", details)}", [.. nodes.Distinct()]);
+        }
+
+        /// <summary>Whether the process runs a command line allowed for a function of the graph (<see cref="GraphView.Functions"/>).</summary>
+        private bool IsAllowed(GraphView view, GraphNode process)
+        {
+            if (AllowedCommands.Count == 0 || process.Attributes?.GetValueOrDefault("argv") is not { } argv)
+            {
+                return false;
+            }
+
+            return AllowedCommands.Any(a => a.CommandLine.IsMatch(argv) && view.Functions.Contains(a.Function));
         }
 
         private static string ProcessName(GraphNode process) =>

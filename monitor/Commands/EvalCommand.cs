@@ -1,6 +1,7 @@
 using System.CommandLine;
 using FaaSMon.Classifier.Evaluation;
 using FaaSMon.Classifier.Models;
+using FaaSMon.Classifier.Rules;
 using Microsoft.Extensions.Logging;
 
 namespace FaaSMon.Monitor.Commands;
@@ -71,6 +72,14 @@ internal static class EvalCommand
                     Console.WriteLine($"PyG arrays written to {npz.FullName}");
                 }
 
+                var ruleCounts = RuleReport.Count(dataset, RuleSet.LoadDefault());
+                var rulesCsv = RuleReport.WriteCsv(Path.Combine(parse.GetValue(Out)!.FullName, "rules.csv"), ruleCounts);
+                Console.WriteLine("rule hits per label (graphs with a hit / graphs):");
+                foreach (var rule in ruleCounts.GroupBy(r => r.RuleId, StringComparer.Ordinal))
+                {
+                    Console.WriteLine($"  {rule.Key,-28} {string.Join("  ", rule.Select(r => $"{r.Label} {r.Hits}/{r.Graphs}"))}");
+                }
+
                 var evaluator = new Evaluator(new GnnTrainer(logging.CreateLogger<GnnTrainer>()), logging.CreateLogger<Evaluator>());
                 var folds = parse.GetValue(Folds);
                 Console.WriteLine($"{dataset.Count} graphs: {string.Join(", ", dataset.GroupBy(d => d.Label).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Count()} {g.Key}"))}");
@@ -101,7 +110,7 @@ internal static class EvalCommand
                     }
                 }
 
-                Console.WriteLine($"Written: {string.Join(" ", reports.SelectMany(r => r.Files).Select(Path.GetFileName))} in {parse.GetValue(Out)!.FullName}");
+                Console.WriteLine($"Written: {Path.GetFileName(rulesCsv)} {string.Join(" ", reports.SelectMany(r => r.Files).Select(Path.GetFileName))} in {parse.GetValue(Out)!.FullName}");
             });
         });
         return command;

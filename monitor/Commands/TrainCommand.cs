@@ -28,7 +28,7 @@ internal static class TrainCommand
         DefaultValueFactory = _ => "supervised",
     };
 
-    public static readonly Option<int> Epochs = new("--epochs") { Description = "Training epochs.", DefaultValueFactory = _ => 30 };
+    public static readonly Option<int> Epochs = new("--epochs") { Description = "Most training epochs (supervised training stops earlier when a held-out tenth stops improving, and keeps that epoch's weights).", DefaultValueFactory = _ => 30 };
 
     public static readonly Option<int> Hidden = new("--hidden") { Description = "Width of node embeddings.", DefaultValueFactory = _ => 32 };
 
@@ -59,7 +59,7 @@ internal static class TrainCommand
                 Console.WriteLine($"{dataset.Count} graphs: {string.Join(", ", dataset.GroupBy(d => d.Label).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Count()} {g.Key}"))}");
                 var trainer = new GnnTrainer(logging.CreateLogger<GnnTrainer>());
                 using var model = trainer.Train(options, Training(parse), graphs,
-                    r => Console.WriteLine($"epoch {r.Epoch,3}: loss {r.Loss:F4} ({r.Elapsed.TotalMilliseconds:F0} ms)"));
+                    r => Console.WriteLine($"epoch {r.Epoch,3}: loss {r.Loss:F4}" + (double.IsNaN(r.ValidationLoss) ? "" : $", validation {r.ValidationLoss:F4}") + $" ({r.Elapsed.TotalMilliseconds:F0} ms)"));
                 var path = parse.GetValue(ModelFile)!.FullName;
                 model.Save(path);
                 Console.WriteLine($"{model.Name} written to {path}" + (options.Mode == TrainingMode.Anomaly ? $" (threshold {model.Threshold:G4})" : ""));

@@ -47,6 +47,42 @@ public sealed class FeatureTests
     }
 
     [Fact]
+    public void Behaviour_flags_say_how_the_call_arrived_and_what_ran_a_planted_file()
+    {
+        Dictionary<string, string> A(params (string Key, string Value)[] pairs) => pairs.ToDictionary(p => p.Key, p => p.Value);
+        var graph = Graph(
+            [
+                new(0, NodeKind.Invocation, "forged", A(("role", "self"), ("method", "GET"), ("status", "502"), ("untracedCall", "true"), ("callerCallId", "c0"),
+                    ("path", "/products?sort=%28a%2Cb%29%3D%3Ea.price"))),
+                new(1, NodeKind.Invocation, "traced", A(("role", "self"), ("method", "POST"), ("status", "200"), ("callerFunction", "f0"), ("callerCallId", "c0"),
+                    ("path", "/products?category=cameras"))),
+                new(2, NodeKind.Invocation, "earlier", A(("role", "writer"), ("method", "GET"))),
+                new(3, NodeKind.Process, "function-process", A(("role", "function"))),
+                new(4, NodeKind.Process, "sh", A(("exe", "/bin/sh"))),
+                new(5, NodeKind.File, "/tmp/evil.sh"),
+                new(6, NodeKind.File, "/bin/sh"),
+                new(7, NodeKind.Socket, "127.0.0.1:9000"),
+                new(8, NodeKind.Socket, "127.0.0.1:9001"),
+            ],
+            [
+                Edge(3, 5, EdgeKind.Rename), Edge(3, 4, EdgeKind.Fork), Edge(4, 6, EdgeKind.Execve), Edge(4, 5, EdgeKind.Execve),
+                Edge(4, 7, EdgeKind.Connect), Edge(3, 8, EdgeKind.Connect),
+            ]);
+        var features = GraphFeatures.From(graph);
+        var offset = GraphFeatures.NodeKinds + (2 * GraphFeatures.EdgeKinds) + 3 + GraphFeatures.NameFlags;
+        float[] Flags(int node) => features.X.AsSpan((node * GraphFeatures.FeatureCount) + offset, GraphFeatures.BehaviourColumns).ToArray();
+
+        // No calling function, untraced, GET, error status; a decoded query "sort=(a,b)=>a.price" holds code.
+        Assert.Equal([1f, 1f, 1f, 1f, 0f, 0f, 0f, 1f, MathF.Log(1 + "sort=(a,b)=>a.price".Length)], Flags(0));
+        Assert.Equal([0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, MathF.Log(1 + "category=cameras".Length)], Flags(1));   // a traced POST from a function
+        Assert.Equal(new float[9], Flags(2));   // a writer placeholder says nothing about this call
+        Assert.Equal(new float[9], Flags(3));   // the function's own connect is its job
+        Assert.Equal([0f, 0f, 0f, 0f, 1f, 1f, 0f, 0f, 0f], Flags(4));   // ran the renamed file and connected out
+        Assert.Equal([0f, 0f, 0f, 0f, 0f, 0f, 1f, 0f, 0f], Flags(5));   // planted here, then run
+        Assert.Equal(new float[9], Flags(6));   // /bin/sh was run but never written
+    }
+
+    [Fact]
     public void An_empty_graph_is_a_clear_error()
     {
         var error = Assert.Throws<InvalidGraphException>(() => GraphFeatures.From(Graph([], [])));

@@ -84,12 +84,60 @@ public sealed class RuleTests
     }
 
     [Theory]
+    [InlineData("product-photos-receive", "/bin/sh -c sha256sum \"p-cam-001-front-c370.png\"", false)]
+    [InlineData("product-photos-receive", "/bin/sh -c sha256sum \"evil.sh\";chmod +x evil.sh;PATH=.:$PATH evil.sh 127.0.0.1:46617 1c98;echo \"\"", true)]
+    [InlineData("product-photos-message", "/bin/sh -c sha256sum \"p-cam-001-front-c370.png\"", true)]
+    [InlineData("product-photos-message", "/bin/sh -c echo \"To +15550100: your photo is in\" >> /tmp/outbox.log", false)]
+    [InlineData("product-photos-message", "/bin/sh -c echo \"To x\"; echo aGk= | base64 -d | sh >/dev/null 2>&1 & echo \"\" >> /tmp/outbox.log", true)]
+    [InlineData("product-photos-message", "/bin/sh -c echo \"To $(id -u)\" >> /tmp/outbox.log", true)]
+    public void A_functions_own_shell_command_is_allowed_and_an_injected_one_is_not(string function, string argv, bool fires)
+    {
+        var graph = new ProvenanceGraph("g", GraphScope.Invocation, "c", null, function, null,
+            [new(1, NodeKind.Process, "function-process", new Dictionary<string, string> { ["role"] = "function" }),
+             new(2, NodeKind.Process, "sh", new Dictionary<string, string> { ["exe"] = "/bin/sh", ["argv"] = argv })],
+            [new(1, 2, EdgeKind.Fork, "fork", 1, 1)]);
+        Assert.Equal(fires, Default.Evaluate(graph).Any(h => h.RuleId == "shell-under-function"));
+    }
+
+    [Theory]
+    [InlineData("product-purchase-authorize-cc", "/var/openfaas/secrets/payment-api-key", false)]
+    [InlineData("product-purchase-authenticate", "/var/openfaas/secrets/payment-api-key", true)]
+    [InlineData("product-purchase-authenticate", "/var/openfaas/secrets/auth-token-key", false)]
+    [InlineData("product-catalog-api", "/var/openfaas/secrets", true)]
+    [InlineData("product-catalog-api", "/var/openfaas/secrets/auth-token-key", true)]
+    public void A_function_reading_its_own_secret_is_allowed_and_listing_the_mount_or_another_secret_is_not(string function, string path, bool fires)
+    {
+        var graph = new ProvenanceGraph("g", GraphScope.Invocation, "c", null, function, null,
+            [new(1, NodeKind.Process, "function-process"), new(2, NodeKind.File, path, new Dictionary<string, string> { ["path"] = path })],
+            [new(1, 2, EdgeKind.Open, "openat", 1, 1)]);
+        Assert.Equal(fires, Default.Evaluate(graph).Any(h => h.RuleId == "read-secrets"));
+    }
+
+    [Fact]
+    public void In_a_trace_the_allow_list_applies_to_the_functions_the_trace_invoked()
+    {
+        var graph = new ProvenanceGraph("t", GraphScope.Trace, null, "t1", null, null,
+            [new(0, NodeKind.Invocation, "receive", new Dictionary<string, string> { ["role"] = "self", ["function"] = "product-photos-receive" }),
+             new(1, NodeKind.Process, "function-process"),
+             new(2, NodeKind.Process, "sh", new Dictionary<string, string> { ["exe"] = "/bin/sh", ["argv"] = "/bin/sh -c sha256sum \"a.png\"" })],
+            [new(1, 2, EdgeKind.Fork, "fork", 1, 1)]);
+        Assert.Empty(Default.Evaluate(graph));
+        var writerOnly = graph with { Nodes = [graph.Nodes[0] with { Attributes = new Dictionary<string, string> { ["role"] = "writer", ["function"] = "product-photos-receive" } }, .. graph.Nodes.Skip(1)] };
+        Assert.Single(Default.Evaluate(writerOnly));
+    }
+
+    [Theory]
     [InlineData("rules: [", "line")]
     [InlineData("rules: []", "no rules")]
     [InlineData("rules:\n  - id: x\n    match: {}\n", "no conditions")]
     [InlineData("rules:\n  - description: y\n    match: {exec-inherited-file: true}\n", "no id")]
     [InlineData("rules:\n  - id: x\n    match: {teapot: true}\n", "teapot")]
     [InlineData("rules:\n  - id: x\n    match: {connect-outside: [not-an-ip]}\n", "not-an-ip")]
+    [InlineData("rules:\n  - id: x\n    match: {process-names: [sh]}\n    allow: [{function: f, command-line: 'sh'}]\n", "needs function, reason and one of command-line or path")]
+    [InlineData("rules:\n  - id: x\n    match: {process-names: [sh]}\n    allow: [{function: f, command-line: '(', reason: r}]\n", "not a regular expression")]
+    [InlineData("rules:\n  - id: x\n    match: {exec-inherited-file: true}\n    allow: [{function: f, command-line: 'sh', reason: r}]\n", "applies to process conditions")]
+    [InlineData("rules:\n  - id: x\n    match: {process-names: [sh]}\n    allow: [{function: f, path: /a, reason: r}]\n", "applies to read-paths")]
+    [InlineData("rules:\n  - id: x\n    match: {process-names: [sh]}\n    allow: [{function: f, path: /a, command-line: sh, reason: r}]\n", "one of command-line or path")]
     public void Bad_rule_files_are_clear_errors(string yaml, string expected)
     {
         var error = Assert.Throws<RuleFileException>(() => RuleSet.Parse(yaml, "test.yml"));
