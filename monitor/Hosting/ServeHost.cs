@@ -8,6 +8,7 @@ using FaaSMon.Core;
 using FaaSMon.Grapher;
 using FaaSMon.Monitor.Alerts;
 using FaaSMon.Monitor.Api;
+using FaaSMon.Monitor.Dashboard;
 using FaaSMon.Monitor.Store;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Builder;
@@ -248,6 +249,7 @@ internal sealed partial class ServeHost : IAsyncDisposable
         app.MapHealthChecks("/healthz", new HealthCheckOptions { ResponseWriter = WriteHealth });
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapVerdictApi(Store).RequireAuthorization();
+        app.MapDashboard().RequireAuthorization();
         app.MapFallback(() => Results.Json(new { error = "not found" }, statusCode: StatusCodes.Status404NotFound));
 
         var health = Health;
