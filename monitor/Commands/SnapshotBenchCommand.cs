@@ -60,8 +60,6 @@ internal static class SnapshotBenchCommand
             // is removed once measured, and the budget is the disk's free space less a margin
             var snapshots = Path.Combine(state, "snapshots");
             Directory.CreateDirectory(snapshots);
-            var free = new DriveInfo(snapshots).AvailableFreeSpace;
-            using var service = new SnapshotService(new SnapshotOptions { Directory = snapshots, MaxTotalBytes = Math.Max(1L << 30, free - (8L << 30)) });
             foreach (var t in targets)
             {
                 var vm = ProcessVirtualBytes(t.Pid!.Value);
@@ -71,6 +69,14 @@ internal static class SnapshotBenchCommand
             for (var r = 0; r < rounds; r++)
             {
                 var verdict = $"bench-{r.ToString(CultureInfo.InvariantCulture)}";
+                // a service per round: the budget counts what its service wrote, and each round is deleted behind its back
+                var free = new DriveInfo(snapshots).AvailableFreeSpace;
+                using var service = new SnapshotService(new SnapshotOptions
+                {
+                    Directory = snapshots,
+                    MaxTotalBytes = Math.Max(1L << 30, free - (8L << 30)),
+                    ToolTimeout = TimeSpan.FromMinutes(10),
+                });
                 var set = await service.SnapshotAsync(verdict, targets, ct);
                 Directory.Delete(Path.Combine(snapshots, verdict), recursive: true);
                 taken.AddRange(set.Instances);
@@ -106,9 +112,9 @@ internal static class SnapshotBenchCommand
         var delta = complete.Select(s => s.Memory!.TargetRssDeltaBytes ?? 0).ToList();
         var peak = complete.Select(s => s.Memory!.SnapshotterPeakBytes).ToList();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"  memory: target RSS {rss.Average() / 1048576:F1} MiB mean, delta after the snapshot {delta.Average() / 1024:+0;-0} KiB mean ({delta.Average() / rss.Average() * 100:+0.00;-0.00}% of RSS, paper 0.7%), max {delta.Max() / 1024:+0;-0} KiB"));
+            $"  memory: target RSS {rss.Average() / 1048576:F1} MiB mean, delta after the snapshot {delta.Average() / 1024:+0;-0} KiB mean ({delta.Average() / rss.Average() * 100:+0.00;-0.00}% of RSS, paper 0.7%), max {delta.Max() / 1024.0:+0;-0} KiB"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"  memory: snapshotter peak (gcore+gdb resident high-water + copy buffer) {peak.Average() / 1048576:F1} MiB mean, {peak.Max() / 1048576:F1} MiB max ({peak.Average() / rss.Average() * 100:F0}% of a target's RSS, only while it runs)"));
+            $"  memory: snapshotter peak (gcore+gdb resident high-water + copy buffer) {peak.Average() / 1048576:F1} MiB mean, {peak.Max() / 1048576.0:F1} MiB max ({peak.Average() / rss.Average() * 100:F0}% of a target's RSS, only while it runs)"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  size: core {core.Average() / 1048576:F1} MiB mean, whole snapshot {complete.Average(s => s.Files.Sum(f => f.Bytes)) / 1048576:F1} MiB mean"));
         return 0;
