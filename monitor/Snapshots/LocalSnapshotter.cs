@@ -36,8 +36,13 @@ internal sealed class LocalSnapshotter(SnapshotOptions options) : IInstanceSnaps
         var rssBefore = ProcessState.Memory(pid);
         var parts = new List<SnapshotPart>();
 
-        var (corePart, toolPeak) = await CoreDumpAsync(pid, ticks, directory, budget, ct);
-        parts.Add(corePart);
+        long toolPeak = 0;
+        if (options.CoreDump)
+        {
+            (var corePart, toolPeak) = await CoreDumpAsync(pid, ticks, directory, budget, ct);
+            parts.Add(corePart);
+        }
+
         var rssAfter = ProcessState.Memory(pid);
 
         parts.Add(Timed("proc", () => ProcState(pid, directory, budget)));

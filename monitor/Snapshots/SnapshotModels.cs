@@ -101,16 +101,23 @@ public sealed class SnapshotOptions
     /// <summary>The folder of every snapshot: <c>DATA/snapshots</c>. Must not be under /tmp.</summary>
     public required string Directory { get; init; }
 
-    /// <summary>Byte budget for everything under <see cref="Directory"/> (a full disk's stand-in); reaching it marks the snapshot <c>incomplete: size limit</c>.</summary>
-    public long MaxTotalBytes { get; init; } = 4L << 30;
+    /// <summary>
+    /// Byte budget for everything under <see cref="Directory"/> (a full disk's stand-in); reaching it marks the snapshot
+    /// <c>incomplete: size limit</c>. gcore writes a Node instance's core at about 11 GB (V8's reserved address space as
+    /// zeros), so the default holds a few.
+    /// </summary>
+    public long MaxTotalBytes { get; init; } = 48L << 30;
+
+    /// <summary>Local mode: take the gcore core dump (seconds and ~11 GB for a Node process); false keeps /proc and /tmp only.</summary>
+    public bool CoreDump { get; init; } = true;
 
     /// <summary>Bytes of an instance's /tmp copied at most; files beyond it are listed as skipped.</summary>
     public long MaxTmpBytes { get; init; } = 64L << 20;
 
     public int MaxTmpEntries { get; init; } = 10_000;
 
-    /// <summary>gcore (or a Docker call) that takes longer is killed and the part recorded as failed.</summary>
-    public TimeSpan ToolTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    /// <summary>gcore (or a Docker call) that takes longer is killed and the part recorded as failed; a Node core takes 30–60 s here.</summary>
+    public TimeSpan ToolTimeout { get; init; } = TimeSpan.FromMinutes(5);
 
     /// <summary>Docker Engine endpoint (<c>unix:///var/run/docker.sock</c>); null: targets with a container id fail.</summary>
     public string? DockerHost { get; init; }

@@ -86,6 +86,13 @@ internal static class TmpArchiver
             }
         }
 
+        if (entries == 0)
+        {
+            // TarWriter writes the end-of-archive blocks only after an entry: an empty /tmp is still a valid tar
+            using var empty = new FileStream(tarPath, FileMode.Append, FileAccess.Write);
+            empty.Write(new byte[TarBlock * 2]);
+        }
+
         return new Result(new FileInfo(tarPath).Length, entries, skipped);
     }
 

@@ -179,6 +179,18 @@ public sealed class SnapshotServiceTests(ITestOutputHelper output) : IDisposable
         Assert.Contains("not running", snap.Error, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Without_the_core_dump_a_snapshot_is_the_proc_state_and_the_tmp_copy()
+    {
+        await using var target = await ContainedSleeper.StartAsync();
+        using var service = new SnapshotService(new SnapshotOptions { Directory = _dir, CoreDump = false });
+        var snap = (await service.SnapshotAsync("verdict-7", [new SnapshotTarget("fn", "fn-1", target.Pid)], CancellationToken.None)).Instances.Single();
+        output.WriteLine($"{snap.DurationMs:F1} ms: {string.Join(", ", snap.Parts.Select(p => $"{p.Name} {p.DurationMs:F1} ms"))}");
+        Assert.Equal(SnapshotStatus.Complete, snap.Status);
+        Assert.Equal(["proc", "tmp"], snap.Parts.Select(p => p.Name));
+        Assert.Equal(["environ", "maps", "process.json", "status", "tmp.tar"], snap.Files.Select(f => f.Name));
+    }
+
     [Theory]
     [InlineData("..")]
     [InlineData(".hidden")]
