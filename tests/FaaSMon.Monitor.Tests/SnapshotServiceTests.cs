@@ -127,7 +127,8 @@ public sealed class SnapshotServiceTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task A_target_killed_during_its_core_dump_is_recorded_as_failed_and_the_other_instance_is_kept()
     {
-        await using var victim = await ContainedSleeper.StartAsync();
+        // 512 MiB mapped (untouched, so cheap) makes gdb's dump last long enough to be caught under way
+        await using var victim = await ContainedSleeper.StartAsync("/usr/bin/python3 -c 'import time; b = bytearray(512 << 20); time.sleep(300)'", "/usr/bin/python3");
         await using var survivor = await ContainedSleeper.StartAsync();
         using var service = new SnapshotService(new SnapshotOptions { Directory = _dir });
         var killedWhileTraced = false;
@@ -137,7 +138,16 @@ public sealed class SnapshotServiceTests(ITestOutputHelper output) : IDisposable
             // kill the victim once gdb has attached to it: the dump is under way
             while (!stop.IsCancellationRequested)
             {
-                var status = File.ReadAllLines($"/proc/{victim.Pid}/status").FirstOrDefault(l => l.StartsWith("TracerPid:", StringComparison.Ordinal));
+                string? status;
+                try
+                {
+                    status = File.ReadAllLines($"/proc/{victim.Pid}/status").FirstOrDefault(l => l.StartsWith("TracerPid:", StringComparison.Ordinal));
+                }
+                catch (IOException)
+                {
+                    return;
+                }
+
                 if (status is not null && status.Split(':')[1].Trim() != "0")
                 {
                     killedWhileTraced = true;

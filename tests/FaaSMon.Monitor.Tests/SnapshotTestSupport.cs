@@ -23,18 +23,19 @@ internal sealed class ContainedSleeper : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
-    public static async Task<ContainedSleeper> StartAsync(string seconds = "300")
+    /// <param name="program">What the container runs once set up (exec'd; its command line must start with <paramref name="name"/>).</param>
+    public static async Task<ContainedSleeper> StartAsync(string program = "sleep 300", string name = "sleep")
     {
-        foreach (var tool in new[] { "unshare", "gcore" })
+        foreach (var tool in new[] { "unshare", "gcore", program.Split(' ')[0].Replace("/usr/bin/", "", StringComparison.Ordinal) })
         {
-            Assert.True(File.Exists($"/usr/bin/{tool}"), $"{tool} is missing: install util-linux and gdb (./faasmon installs gdb)");
+            Assert.True(File.Exists($"/usr/bin/{tool}"), $"/usr/bin/{tool} is missing: install util-linux, gdb (./faasmon installs it) and python3");
         }
 
         Assert.True(Environment.UserName == "root", "snapshot tests need root (namespaces, ptrace)");
         var script = "mount -t tmpfs tmpfs /tmp && printf 'marker from the test\\n' > /tmp/marker && mkdir /tmp/sub && printf x > /tmp/sub/inner " +
                      "&& ln -s /etc/hostname /tmp/link && mkdir -p /var/openfaas/secrets && mount -t tmpfs tmpfs /var/openfaas/secrets " +
-                     $"&& printf '{SecretValue}' > /var/openfaas/secrets/db-pass && exec sleep {seconds}";
-        var info = new ProcessStartInfo("unshare") { UseShellExecute = false };
+                     $"&& printf '{SecretValue}' > /var/openfaas/secrets/db-pass && exec {program}";
+        var info = new ProcessStartInfo("unshare") { UseShellExecute = false, RedirectStandardError = true };
         foreach (var a in new[] { "-m", "--propagation", "private", "sh", "-c", script })
         {
             info.ArgumentList.Add(a);
@@ -45,13 +46,15 @@ internal sealed class ContainedSleeper : IAsyncDisposable
         info.Environment["PLAIN_SETTING"] = "visible";
         var process = Process.Start(info) ?? throw new InvalidOperationException("unshare did not start");
         var sleeper = new ContainedSleeper(process);
+        var stderr = process.StandardError.ReadToEndAsync();
         var sw = Stopwatch.StartNew();
-        while (!(File.Exists($"/proc/{process.Id}/cmdline") && File.ReadAllText($"/proc/{process.Id}/cmdline").StartsWith("sleep", StringComparison.Ordinal)))
+        while (!(File.Exists($"/proc/{process.Id}/cmdline") && File.ReadAllText($"/proc/{process.Id}/cmdline").StartsWith(name, StringComparison.Ordinal)))
         {
             if (process.HasExited || sw.Elapsed > TimeSpan.FromSeconds(10))
             {
+                var exit = process.HasExited ? process.ExitCode : -1;
                 await sleeper.DisposeAsync();
-                Assert.Fail($"the contained process did not start (exit {(process.HasExited ? process.ExitCode : -1)})");
+                Assert.Fail($"the contained process did not start (exit {exit}): {await stderr}");
             }
 
             await Task.Delay(10);
