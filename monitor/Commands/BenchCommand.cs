@@ -13,6 +13,7 @@ internal static class BenchCommand
         command.Subcommands.Add(TracerBenchCommand.Create());
         command.Subcommands.Add(ClassifierBenchCommand.Create());
         command.Subcommands.Add(GrapherBenchCommand.Create());
+        command.Subcommands.Add(SnapshotBenchCommand.Create());
         return command;
     }
 }
