@@ -56,6 +56,16 @@ internal static class ServeCommand
 
     public static readonly Option<TimeSpan?> Retention = new("--retention") { Description = "How long invocations are kept (default 7.00:00:00)." };
 
+    public static readonly Option<string?> Snapshots = new("--snapshots")
+    {
+        Description = "On an intrusion, snapshot the instances on its causal path: off, state (/proc state and the private /tmp; default) or full (also a core of each instance's memory).",
+    };
+
+    public static readonly Option<string?> DockerHost = new("--docker-host")
+    {
+        Description = "Docker Engine socket (unix:///var/run/docker.sock) for snapshots alongside OpenFaaS (docker commit, checkpoint where CRIU works).",
+    };
+
     public static readonly Option<bool> Verbose = new("--verbose", "-v") { Description = "Log more." };
 
     public static Command Create()
@@ -66,7 +76,7 @@ internal static class ServeCommand
             "proxy, the tracer and the grapher in this process (needs root). Settings also come from appsettings.json and " +
             "FAASMON_Monitor__* environment variables; the command line wins.")
         {
-            Listen, ProxyData, TraceEvents, DataDir, SecretsDir, Model, Rules, AlertWebhook, Gateway, Backend, NoPcap, MaxInvocations, Retention, Verbose,
+            Listen, ProxyData, TraceEvents, DataDir, SecretsDir, Model, Rules, AlertWebhook, Gateway, Backend, NoPcap, MaxInvocations, Retention, Snapshots, DockerHost, Verbose,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -91,6 +101,8 @@ internal static class ServeCommand
             Set(nameof(ServeOptions.Backend), parse.GetValue(Backend));
             Set(nameof(ServeOptions.Pcap), parse.GetValue(NoPcap) ? "false" : null);
             Set(nameof(ServeOptions.MaxInvocations), parse.GetValue(MaxInvocations)?.ToString(CultureInfo.InvariantCulture));
+            Set(nameof(ServeOptions.Snapshots), parse.GetValue(Snapshots));
+            Set(nameof(ServeOptions.DockerHost), parse.GetValue(DockerHost));
             Set(nameof(ServeOptions.Retention), parse.GetValue(Retention)?.ToString("c", CultureInfo.InvariantCulture));
             ServeHost host;
             try

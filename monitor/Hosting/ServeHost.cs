@@ -9,6 +9,7 @@ using FaaSMon.Grapher;
 using FaaSMon.Monitor.Alerts;
 using FaaSMon.Monitor.Api;
 using FaaSMon.Monitor.Dashboard;
+using FaaSMon.Monitor.Snapshots;
 using FaaSMon.Monitor.Store;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Builder;
@@ -67,6 +68,20 @@ internal sealed class ServeOptions
 
     /// <summary>All-in-one mode: capture each invocation's packets.</summary>
     public bool Pcap { get; set; } = true;
+
+    /// <summary>
+    /// On an intrusion, snapshot the function instances on its causal path: <c>off</c>, <c>state</c> (/proc state and the
+    /// private /tmp), or <c>full</c> (also a core of each instance's memory).
+    /// </summary>
+    [RegularExpression("^(off|state|full)$")]
+    public string Snapshots { get; set; } = "state";
+
+    /// <summary>Bytes all snapshots together may take under DATA/snapshots.</summary>
+    [Range(1L << 20, 1L << 44)]
+    public long SnapshotBudgetBytes { get; set; } = 4L << 30;
+
+    /// <summary>Docker Engine socket (e.g. unix:///var/run/docker.sock): snapshots alongside OpenFaaS by docker commit.</summary>
+    public string? DockerHost { get; set; }
 
     [Range(100, 100_000_000)]
     public int MaxInvocations { get; set; } = 200_000;
@@ -219,6 +234,17 @@ internal sealed partial class ServeHost : IAsyncDisposable
             builder.Services.AddSingleton(sp => new FalcoWebhook(hook, sp.GetRequiredService<ILoggerFactory>().CreateLogger<FalcoWebhook>()));
         }
 
+        if (options.Snapshots != "off" && (options.AllInOne || options.DockerHost is not null))
+        {
+            builder.Services.AddSingleton(sp => new SnapshotService(new SnapshotOptions
+            {
+                Directory = Path.Combine(dataDirectory, "snapshots"),
+                MaxTotalBytes = options.SnapshotBudgetBytes,
+                CoreDump = options.Snapshots == "full",
+                DockerHost = options.DockerHost,
+            }, sp.GetRequiredService<ILoggerFactory>().CreateLogger<SnapshotService>()));
+        }
+
         builder.Services.AddAuthentication(ApiAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiAuthenticationHandler>(ApiAuthenticationHandler.SchemeName, null);
         builder.Services.AddAuthorization();
@@ -248,7 +274,18 @@ internal sealed partial class ServeHost : IAsyncDisposable
         app.UseAuthorization();
         app.MapHealthChecks("/healthz", new HealthCheckOptions { ResponseWriter = WriteHealth });
         app.MapPrometheusScrapingEndpoint("/metrics");
-        app.MapVerdictApi(Store).RequireAuthorization();
+        var api = app.MapVerdictApi(Store);
+        api.RequireAuthorization();
+        var snapshots = app.Services.GetService<SnapshotService>();
+        if (snapshots is not null)
+        {
+            api.MapSnapshots(snapshots, reference => Store.Find(reference)?.Summary.Id);
+        }
+        else
+        {
+            api.MapGet("/invocations/{reference}/snapshots", () => Results.Json(Array.Empty<object>()));
+        }
+
         app.MapDashboard().RequireAuthorization();
         app.MapFallback(() => Results.Json(new { error = "not found" }, statusCode: StatusCodes.Status404NotFound));
 
@@ -309,6 +346,17 @@ internal sealed partial class ServeHost : IAsyncDisposable
                 var evt = JsonSerializer.Deserialize<SyscallEvent>(line, FileJson) ?? throw new JsonException("null event");
                 grapher.TryWrite(evt);
             }, t), _stopping.Token));
+        }
+
+        if (snapshots is not null)
+        {
+            var taker = new SnapshotTrigger(snapshots, _stack, loggers.CreateLogger<SnapshotTrigger>());
+            pipeline.Stored += taker.Observe;
+            _components.Add(health.Supervise("snapshots", taker.RunAsync, _stopping.Token));
+        }
+        else
+        {
+            health.Report("snapshots", ComponentHealth.Running, options.Snapshots == "off" ? "off" : "off: needs all-in-one or --docker-host");
         }
 
         var g = _grapher;

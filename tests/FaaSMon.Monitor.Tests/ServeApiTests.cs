@@ -123,6 +123,33 @@ public sealed class ServeApiTests(ServeFixture serve, ITestOutputHelper output) 
     }
 
     [Fact]
+    public async Task The_intrusion_has_snapshots_of_the_instances_on_its_path_listed_and_downloadable()
+    {
+        using var client = serve.Client();
+        var intrusion = (await ItemsAsync(client, "/api/invocations?limit=500&verdict=intrusion")).First();
+        var id = intrusion.GetProperty("id").GetString()!;
+        List<JsonElement> listing = [];
+        for (var i = 0; i < 120 && listing.Count == 0; i++)
+        {
+            listing = [.. JsonDocument.Parse(await client.GetStringAsync($"/api/invocations/{id}/snapshots")).RootElement.EnumerateArray()];
+            if (listing.Count == 0)
+            {
+                await Task.Delay(250);
+            }
+        }
+
+        output.WriteLine(string.Join("\n", listing));
+        var own = Assert.Single(listing, s => s.GetProperty("instance").GetString() == intrusion.GetProperty("instance").GetString());
+        Assert.Equal("complete", own.GetProperty("status").GetString());
+        var files = own.GetProperty("files").EnumerateArray().ToList();
+        Assert.NotEmpty(files);
+        var file = files[0];
+        var bytes = await client.GetByteArrayAsync(file.GetProperty("url").GetString());
+        Assert.Equal(file.GetProperty("bytes").GetInt64(), bytes.Length);
+        Assert.All(listing, s => Assert.StartsWith("product-photos", s.GetProperty("function").GetString(), StringComparison.Ordinal)); // the photos chain only
+    }
+
+    [Fact]
     public async Task An_invocation_is_found_by_id_and_by_call_id_with_its_record_graph_in_three_formats_and_its_pcap()
     {
         using var client = serve.Client();
