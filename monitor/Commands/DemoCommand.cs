@@ -54,13 +54,13 @@ internal static partial class DemoCommand
     private static readonly Option<int> TrainBenign = new("--train-benign")
     {
         Description = "Benign requests of the training collection (when no cached model).",
-        DefaultValueFactory = _ => 200,
+        DefaultValueFactory = _ => 400,
     };
 
     private static readonly Option<int> TrainRuns = new("--train-runs")
     {
         Description = "Runs of each attack family in the training collection.",
-        DefaultValueFactory = _ => 10,
+        DefaultValueFactory = _ => 20,
     };
 
     private static readonly Option<bool> Retrain = new("--retrain") { Description = "Collect and train again even when a cached model exists." };
@@ -90,7 +90,7 @@ internal static partial class DemoCommand
         command.SetAction(async (parse, ct) =>
         {
             var verbose = parse.GetValue(LocalFaasCommand.Verbose);
-            using var logging = CliLogging.Create(verbose);
+            using var logging = CliLogging.Create(verbose, quiet: true);
             var data = parse.GetValue(DataDir)?.FullName ?? "/var/lib/faasmon/demo";
             var started = Stopwatch.StartNew();
             Directory.CreateDirectory(data);
@@ -144,17 +144,20 @@ internal static partial class DemoCommand
             {
                 var notices = new ConcurrentDictionary<string, VerdictNotice>(StringComparer.Ordinal);
                 var live = new LiveView(AnsiConsole.Profile.Capabilities.Interactive && !Console.IsOutputRedirected);
-                host.Pipeline.Stored += notice =>
+                void Observe(VerdictNotice notice)
                 {
                     notices[notice.Id] = notice;
                     live.Add(notice);
-                };
+                }
+
+                host.Pipeline.Stored += Observe;
                 Console.WriteLine($"[{started.Elapsed:mm\\:ss}] Dashboard {host.ApiUrl} (user {host.Credentials.User}, password in {Path.Combine(store, "secrets", "basic-auth-password")}); gateway {host.GatewayUrl}");
                 Console.WriteLine($"[{started.Elapsed:mm\\:ss}] Driving {parse.GetValue(Benign)} benign requests and {parse.GetValue(Runs)} run(s) of each attack family ...");
                 var groundTruth = Path.Combine(data, "ground-truth.jsonl");
                 var outcomes = await live.RunAsync(() => CollectCommand.DriveAsync(host.Stack!, parse.GetValue(Benign), [.. WorkloadDriver.AttackFamilies],
                     parse.GetValue(Runs), seed: 1000 + Environment.TickCount % 1000, concurrency: 4, groundTruth, logging, ct, quiet: true));
                 await WaitForFinalVerdictsAsync(host, groundTruth, notices, ct);
+                host.Pipeline.Stored -= Observe; // the report is of this run's traffic; the dashboard keeps showing what comes later
                 var report = Summarise(host, notices.Values, outcomes, groundTruth, modelPath, trainedNow, started.Elapsed);
                 Print(report, outcomes);
                 if (parse.GetValue(Report) is { } file)
@@ -275,7 +278,7 @@ internal static partial class DemoCommand
         while (limit.Elapsed < TimeSpan.FromSeconds(60))
         {
             var finals = notices.Values.Where(n => n.Final).Select(n => n.Graph.CallId).OfType<string>().ToHashSet(StringComparer.Ordinal);
-            if (callIds.All(finals.Contains) && quiet.Elapsed > TimeSpan.FromSeconds(3))
+            if (callIds.All(finals.Contains) && quiet.Elapsed > TimeSpan.FromSeconds(5))
             {
                 return;
             }
