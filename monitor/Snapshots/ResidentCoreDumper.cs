@@ -133,7 +133,9 @@ internal static class ResidentCoreDumper
 
                     if (error is not null)
                     {
-                        if (Gone(pid, startTicks, null) is { } gone)
+                        // a frozen process's memory reads fail when it was killed: its exit (tearing down its memory)
+                        // can take a while before /proc shows it as a zombie
+                        if (GoneWithin(pid, startTicks, TimeSpan.FromMilliseconds(500)) is { } gone)
                         {
                             throw gone;
                         }
@@ -498,6 +500,25 @@ internal static class ResidentCoreDumper
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw (Exception?)Gone(pid, ticks, e) ?? new IOException(e.Message, e);
+        }
+    }
+
+    private static TargetGoneException? GoneWithin(int pid, long ticks, TimeSpan wait)
+    {
+        var sw = Stopwatch.StartNew();
+        while (true)
+        {
+            if (Gone(pid, ticks, null) is { } gone)
+            {
+                return gone;
+            }
+
+            if (sw.Elapsed > wait)
+            {
+                return null;
+            }
+
+            Thread.Sleep(5);
         }
     }
 

@@ -188,14 +188,14 @@ public sealed class SnapshotResidentCoreTests(ITestOutputHelper output) : IDispo
     [Fact]
     public async Task A_service_disposed_mid_dump_thaws_the_target_and_leaves_no_partial_folder()
     {
-        await using var target = await ContainedSleeper.StartAsync("/usr/bin/python3 -c 'import time; b = bytearray(b\"\\x01\") * (256 << 20); time.sleep(300)'", "/usr/bin/python3");
+        await using var target = await ContainedSleeper.StartAsync("/usr/bin/python3 -c 'import time; b = bytearray(b\"\\x01\") * (512 << 20); time.sleep(300)'", "/usr/bin/python3");
         await WaitSleeping(target.Pid);
         var service = new SnapshotService(new SnapshotOptions { Directory = _dir });
         var run = service.SnapshotAsync("verdict-r4", [new SnapshotTarget("fn", "fn-1", target.Pid)], CancellationToken.None);
         var sw = Stopwatch.StartNew();
         while (SnapshotAssert.RunningNotStopped(target.Pid) && sw.Elapsed < TimeSpan.FromSeconds(30) && !run.IsCompleted)
         {
-            await Task.Yield();
+            // polled synchronously: a freeze of a few tens of ms is missed through the pool
         }
 
         Assert.False(run.IsCompleted, "the dump ended before it was seen frozen");
