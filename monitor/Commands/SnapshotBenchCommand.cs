@@ -8,7 +8,7 @@ namespace FaaSMon.Monitor.Commands;
 
 /// <summary>
 /// <c>faasmon bench snapshot</c>: what a local-mode snapshot costs. One LocalFaaS, the functions warmed, then N instances
-/// snapshotted R times (gcore, /proc, /tmp): time per part against the goal (100 ms) and the attack-provenance paper's
+/// snapshotted R times (resident core or gcore, /proc, /tmp): time per part, how long the instance was frozen, against the goal (100 ms) and the attack-provenance paper's
 /// CRIU anchor (172 ms per container), and memory (the target's RSS change, the snapshotter's peak).
 /// </summary>
 internal static class SnapshotBenchCommand
@@ -17,12 +17,13 @@ internal static class SnapshotBenchCommand
     private const double AnchorMs = 172;
     private static readonly Option<int> Instances = new("--instances") { Description = "Instances snapshotted per round.", DefaultValueFactory = _ => 4 };
     private static readonly Option<int> Rounds = new("--rounds") { Description = "Rounds (one verdict each).", DefaultValueFactory = _ => 5 };
+    private static readonly Option<CoreDumper> Dumper = new("--core-dumper") { Description = "Local core route: Resident (present pages, instance frozen) or Gcore.", DefaultValueFactory = _ => CoreDumper.Resident };
 
     public static Command Create()
     {
-        var command = new Command("snapshot", "Time per instance snapshot (gcore, /proc, /tmp) against 100 ms and the paper's 172 ms, and memory overhead.")
+        var command = new Command("snapshot", "Time per instance snapshot (core, /proc, /tmp) against 100 ms and the paper's 172 ms, and memory overhead.")
         {
-            Instances, Rounds,
+            Instances, Rounds, Dumper,
         };
         command.SetAction(async (parse, ct) => await RunAsync(parse, ct));
         return command;
@@ -32,8 +33,10 @@ internal static class SnapshotBenchCommand
     {
         var count = Math.Max(1, parse.GetValue(Instances));
         var rounds = Math.Max(1, parse.GetValue(Rounds));
+        var dumper = parse.GetValue(Dumper);
+        var corePart = dumper == CoreDumper.Gcore ? "gcore" : "core";
         var state = Path.Combine("/var/lib/faasmon", $"bench-snapshot-{Environment.ProcessId.ToString(CultureInfo.InvariantCulture)}");
-        Console.WriteLine($"faasmon bench snapshot: {count} instances x {rounds} rounds, local mode (gcore + /proc + /tmp), {Environment.ProcessorCount} cores");
+        Console.WriteLine($"faasmon bench snapshot: {count} instances x {rounds} rounds, local mode ({(dumper == CoreDumper.Gcore ? "gcore" : "resident core")} + /proc + /tmp), {Environment.ProcessorCount} cores");
         var taken = new List<InstanceSnapshot>();
         try
         {
@@ -76,6 +79,7 @@ internal static class SnapshotBenchCommand
                     Directory = snapshots,
                     MaxTotalBytes = Math.Max(1L << 30, free - (8L << 30)),
                     ToolTimeout = TimeSpan.FromMinutes(10),
+                    CoreDumper = dumper,
                 });
                 var set = await service.SnapshotAsync(verdict, targets, ct);
                 Directory.Delete(Path.Combine(snapshots, verdict), recursive: true);
@@ -101,12 +105,21 @@ internal static class SnapshotBenchCommand
             return 1;
         }
 
-        foreach (var part in new[] { "gcore", "proc", "tmp" })
+        foreach (var part in new[] { corePart, "proc", "tmp" })
         {
             Print(part, [.. complete.Select(s => s.Parts.First(p => p.Name == part).DurationMs)]);
         }
 
         Print("total", [.. complete.Select(s => s.DurationMs)]);
+        var cores = complete.Select(s => s.Core).OfType<CoreDumpInfo>().ToList();
+        if (cores.Count > 0)
+        {
+            // how long the instance was held still (freeze request to thaw), the part of the core time it could not run
+            Print("frozen", [.. cores.Select(c => c.FrozenMs)]);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  core: freeze by {string.Join(", ", cores.Select(c => c.Freeze?.Split(' ')[0]).Distinct())}; {cores.Average(c => c.Threads):F0} threads, {cores.Average(c => c.Mappings):F0} mappings, {cores.Average(c => c.Segments):F0} segments, {cores.Average(c => c.CopiedBytes) / 1048576:F1} MiB copied mean; skipped: {string.Join("; ", cores.SelectMany(c => c.Unreadable).Select(u => u.Split(' ', 3)[1]).Distinct())}{(cores.Any(c => c.FreezeWarning is not null) ? $"; warnings: {string.Join("; ", cores.Select(c => c.FreezeWarning).OfType<string>().Distinct())}" : "")}"));
+        }
+
         var core = complete.Select(s => s.Files.FirstOrDefault(f => f.Name == "core")?.Bytes ?? 0).ToList();
         var rss = complete.Select(s => s.Memory!.TargetRssBeforeBytes ?? 0).ToList();
         var delta = complete.Select(s => s.Memory!.TargetRssDeltaBytes ?? 0).ToList();
@@ -114,7 +127,7 @@ internal static class SnapshotBenchCommand
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  memory: target RSS {rss.Average() / 1048576:F1} MiB mean, delta after the snapshot {delta.Average() / 1024:+0;-0} KiB mean ({delta.Average() / rss.Average() * 100:+0.00;-0.00}% of RSS, paper 0.7%), max {delta.Max() / 1024.0:+0;-0} KiB"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"  memory: snapshotter peak (gcore+gdb resident high-water + copy buffer) {peak.Average() / 1048576:F1} MiB mean, {peak.Max() / 1048576.0:F1} MiB max ({peak.Average() / rss.Average() * 100:F0}% of a target's RSS, only while it runs)"));
+            $"  memory: snapshotter peak ({(dumper == CoreDumper.Gcore ? "gcore+gdb resident high-water" : "dumper's copy + pagemap buffers")} + tmp copy buffer) {peak.Average() / 1048576:F1} MiB mean, {peak.Max() / 1048576.0:F1} MiB max ({peak.Average() / rss.Average() * 100:F0}% of a target's RSS, only while it runs)"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  size: core {core.Average() / 1048576:F1} MiB mean, whole snapshot {complete.Average(s => s.Files.Sum(f => f.Bytes)) / 1048576:F1} MiB mean"));
         return 0;

@@ -18,9 +18,10 @@ internal interface IInstanceSnapshotter
 }
 
 /// <summary>
-/// Local mode (LocalFaaS containers, or any host process): a core dump with <c>gcore</c>, the <c>/proc</c> state
-/// (maps, status, command line, cwd, environment with secrets redacted, open fds with their endpoints) and a tar of
-/// the instance's private <c>/tmp</c>. The target keeps running: gcore stops it only while it copies its memory.
+/// Local mode (LocalFaaS containers, or any host process): a core dump of the resident pages with the instance frozen
+/// (<see cref="ResidentCoreDumper"/>, the default) or with <c>gcore</c>, the <c>/proc</c> state (maps, status, command
+/// line, cwd, environment with secrets redacted, open fds with their endpoints) and a tar of the instance's private
+/// <c>/tmp</c>. The target keeps running: either dumper stops it only while it copies its memory.
 /// </summary>
 internal sealed class LocalSnapshotter(SnapshotOptions options) : IInstanceSnapshotter
 {
@@ -37,10 +38,17 @@ internal sealed class LocalSnapshotter(SnapshotOptions options) : IInstanceSnaps
         var parts = new List<SnapshotPart>();
 
         long toolPeak = 0;
-        if (options.CoreDump)
+        CoreDumpInfo? core = null;
+        if (options.CoreDump && options.CoreDumper == CoreDumper.Gcore)
         {
             (var corePart, toolPeak) = await CoreDumpAsync(pid, ticks, directory, budget, ct);
             parts.Add(corePart);
+        }
+        else if (options.CoreDump)
+        {
+            (var corePart, core) = await ResidentCoreAsync(target, pid, ticks, directory, budget, ct);
+            parts.Add(corePart);
+            toolPeak = ResidentCoreDumper.BufferBytes;
         }
 
         var rssAfter = ProcessState.Memory(pid);
@@ -72,7 +80,29 @@ internal sealed class LocalSnapshotter(SnapshotOptions options) : IInstanceSnaps
             Parts = parts,
             Memory = new SnapshotMemory(rssBefore, rssAfter, toolPeak + TmpArchiver.BufferBytes),
             Skipped = skipped,
+            Core = core,
         };
+    }
+
+    /// <summary>
+    /// The resident dumper (<see cref="ResidentCoreDumper"/>) on a pool thread: the instance frozen, its present pages
+    /// copied into <c>core.part</c>, renamed <c>core</c>. A read or write error or the timeout fails the part.
+    /// </summary>
+    private async Task<(SnapshotPart Part, CoreDumpInfo? Info)> ResidentCoreAsync(SnapshotTarget target, int pid, long ticks, string directory, BudgetScope budget, CancellationToken ct)
+    {
+        var sw = Stopwatch.StartNew();
+        var part = Path.Combine(directory, "core.part");
+        try
+        {
+            var info = await Task.Run(() => ResidentCoreDumper.Dump(pid, ticks, target.Function, target.Instance, part, budget, options.ToolTimeout, ct), ct);
+            File.Move(part, Path.Combine(directory, "core"));
+            return (new SnapshotPart("core", sw.Elapsed.TotalMilliseconds), info);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or TimeoutException)
+        {
+            TryDelete(part);
+            return (new SnapshotPart("core", sw.Elapsed.TotalMilliseconds, e.Message), null);
+        }
     }
 
     /// <summary>

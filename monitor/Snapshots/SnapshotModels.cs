@@ -72,6 +72,9 @@ public sealed record InstanceSnapshot
     public string? ImageId { get; init; }
 
     public string? CheckpointId { get; init; }
+
+    /// <summary>Local mode with the resident dumper: how the core was taken (freeze, time held, what was left out).</summary>
+    public CoreDumpInfo? Core { get; init; }
 }
 
 /// <summary>Every instance snapshot taken for one verdict (<c>set.json</c> in the verdict's folder).</summary>
@@ -95,6 +98,16 @@ internal static class SnapshotJson
     };
 }
 
+/// <summary>Local-mode core dump routes (<see cref="SnapshotOptions.CoreDumper"/>).</summary>
+public enum CoreDumper
+{
+    /// <summary>Present pages from /proc/PID/mem into an ELF core, the instance frozen (cgroup.freeze or SIGSTOP).</summary>
+    Resident,
+
+    /// <summary><c>gcore</c> (gdb): every mapping, registers included; slow and large for Node.</summary>
+    Gcore,
+}
+
 /// <summary>Where a snapshot goes and how much it may take.</summary>
 public sealed class SnapshotOptions
 {
@@ -108,8 +121,15 @@ public sealed class SnapshotOptions
     /// </summary>
     public long MaxTotalBytes { get; init; } = 48L << 30;
 
-    /// <summary>Local mode: take the gcore core dump (seconds and ~11 GB for a Node process); false keeps /proc and /tmp only.</summary>
+    /// <summary>Local mode: take a core dump; false keeps /proc and /tmp only.</summary>
     public bool CoreDump { get; init; } = true;
+
+    /// <summary>
+    /// Local mode: how the core is taken. <see cref="CoreDumper.Resident"/> (default) copies only present pages with the
+    /// instance frozen (~100 MiB and well under a second for a Node instance); <see cref="CoreDumper.Gcore"/> runs gdb's
+    /// gcore (30–45 s and ~11 GB for a Node instance: V8's reserved address space written as zeros), with registers.
+    /// </summary>
+    public CoreDumper CoreDumper { get; init; } = CoreDumper.Resident;
 
     /// <summary>Bytes of an instance's /tmp copied at most; files beyond it are listed as skipped.</summary>
     public long MaxTmpBytes { get; init; } = 64L << 20;

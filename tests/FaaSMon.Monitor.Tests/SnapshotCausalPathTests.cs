@@ -73,7 +73,7 @@ public sealed class SnapshotCausalPathTests(ITestOutputHelper output)
                 .Select(p => Path.GetRelativePath($"/proc/{pidOf[trigger.Instance!]}/root/tmp", p)).ToHashSet();
 
             var dir = Path.Combine(state, "snapshots");
-            // a Node instance's gcore core is ~11 GB (V8's PROT_NONE reservations are written as zeros) and takes minutes
+            // the default resident dumper: ~100 MiB per Node instance, frozen through the instance's own cgroup
             using var service = new SnapshotService(new SnapshotOptions { Directory = dir, MaxTotalBytes = 40L << 30, ToolTimeout = TimeSpan.FromMinutes(8), ResolvePid = t => pidOf.GetValueOrDefault(t.Instance) is var p and > 0 ? p : null });
             var set = await service.SnapshotAsync("verdict-lateral", path, timeout.Token);
             foreach (var i in set.Instances)
@@ -89,6 +89,7 @@ public sealed class SnapshotCausalPathTests(ITestOutputHelper output)
             {
                 var folder = Path.Combine(dir, "verdict-lateral", i.Instance);
                 SnapshotAssert.IsElfCore(Path.Combine(folder, "core"));
+                Assert.StartsWith("cgroup ", i.Core?.Freeze, StringComparison.Ordinal); // LocalFaaS's …/faasmon/FUNCTION/INSTANCE, not SIGSTOP
                 Assert.Equal(pidOf[i.Instance], i.Pid);
                 var environ = await File.ReadAllTextAsync(Path.Combine(folder, "environ"), timeout.Token);
                 Assert.Contains("PGPASSWORD=[redacted]\n", environ, StringComparison.Ordinal);

@@ -20,11 +20,13 @@ public sealed class SnapshotServiceTests(ITestOutputHelper output) : IDisposable
         }
     }
 
-    [Fact]
-    public async Task A_local_snapshot_holds_an_elf_core_the_proc_state_with_secrets_redacted_and_the_private_tmp_without_following_links()
+    [Theory]
+    [InlineData(CoreDumper.Resident)]
+    [InlineData(CoreDumper.Gcore)]
+    public async Task A_local_snapshot_holds_an_elf_core_the_proc_state_with_secrets_redacted_and_the_private_tmp_without_following_links(CoreDumper dumper)
     {
         await using var target = await ContainedSleeper.StartAsync();
-        using var service = new SnapshotService(new SnapshotOptions { Directory = _dir });
+        using var service = new SnapshotService(new SnapshotOptions { Directory = _dir, CoreDumper = dumper });
         var set = await service.SnapshotAsync("verdict-1", [new SnapshotTarget("fn", "fn-1", target.Pid)], CancellationToken.None);
 
         var snap = Assert.Single(set.Instances);
@@ -97,12 +99,14 @@ public sealed class SnapshotServiceTests(ITestOutputHelper output) : IDisposable
         SnapshotAssert.IsElfCore(Path.Combine(folder, "core"));
     }
 
-    [Fact]
-    public async Task Reaching_the_size_limit_marks_the_snapshot_incomplete_and_leaves_no_partial_file()
+    [Theory]
+    [InlineData(CoreDumper.Resident)]
+    [InlineData(CoreDumper.Gcore)]
+    public async Task Reaching_the_size_limit_marks_the_snapshot_incomplete_and_leaves_no_partial_file(CoreDumper dumper)
     {
         await using var target = await ContainedSleeper.StartAsync();
-        const long Budget = 64 * 1024; // a sleep's core is about 600 KB
-        using var service = new SnapshotService(new SnapshotOptions { Directory = _dir, MaxTotalBytes = Budget });
+        const long Budget = 64 * 1024; // a sleep's core is about 600 KB with gcore, a few hundred KB resident
+        using var service = new SnapshotService(new SnapshotOptions { Directory = _dir, MaxTotalBytes = Budget, CoreDumper = dumper });
         var set = await service.SnapshotAsync("verdict-3", [new SnapshotTarget("fn", "fn-1", target.Pid), new SnapshotTarget("fn", "fn-2", target.Pid)], CancellationToken.None);
 
         output.WriteLine(string.Join("\n", set.Instances.Select(i => $"{i.Instance}: {i.Status}: {i.Error}")));
@@ -119,18 +123,19 @@ public sealed class SnapshotServiceTests(ITestOutputHelper output) : IDisposable
         Assert.Equal("incomplete: size limit", service.Find("verdict-3")!.Instances[0].Status);
 
         // a budget that fits is not affected by the earlier refusal: the bytes were given back
-        using var roomy = new SnapshotService(new SnapshotOptions { Directory = _dir, MaxTotalBytes = 64L << 20 });
+        Assert.True(SnapshotAssert.RunningNotStopped(target.Pid), "the target must be thawed after a refused dump");
+        using var roomy = new SnapshotService(new SnapshotOptions { Directory = _dir, MaxTotalBytes = 64L << 20, CoreDumper = dumper });
         var fits = await roomy.SnapshotAsync("verdict-4", [new SnapshotTarget("fn", "fn-1", target.Pid)], CancellationToken.None);
         Assert.Equal(SnapshotStatus.Complete, fits.Instances.Single().Status);
     }
 
     [Fact]
-    public async Task A_target_killed_during_its_core_dump_is_recorded_as_failed_and_the_other_instance_is_kept()
+    public async Task A_target_killed_during_its_gcore_dump_is_recorded_as_failed_and_the_other_instance_is_kept()
     {
         // 512 MiB mapped (untouched, so cheap) makes gdb's dump last long enough to be caught under way
         await using var victim = await ContainedSleeper.StartAsync("/usr/bin/python3 -c 'import time; b = bytearray(512 << 20); time.sleep(300)'", "/usr/bin/python3");
         await using var survivor = await ContainedSleeper.StartAsync();
-        using var service = new SnapshotService(new SnapshotOptions { Directory = _dir });
+        using var service = new SnapshotService(new SnapshotOptions { Directory = _dir, CoreDumper = CoreDumper.Gcore });
         var killedWhileTraced = false;
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         var killer = Task.Run(async () =>

@@ -95,6 +95,21 @@ internal static class SnapshotAssert
         Assert.Equal(4, BitConverter.ToUInt16(head, 16));
     }
 
+    /// <summary>The process runs and no thread of it is stopped (state T/t): a dumper thawed it.</summary>
+    public static bool RunningNotStopped(int pid)
+    {
+        foreach (var task in Directory.GetDirectories($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/task"))
+        {
+            var stat = File.ReadAllText(Path.Combine(task, "stat"));
+            if (stat[stat.LastIndexOf(')') + 2] is 'T' or 't' or 'Z' or 'X')
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     public static Dictionary<string, TarEntry> TarEntries(string path)
     {
         var entries = new Dictionary<string, TarEntry>(StringComparer.Ordinal);
