@@ -158,7 +158,19 @@ internal sealed partial class NetworkTestbed : IAsyncDisposable
         await client.RunAsync(() =>
         {
             using var connection = new NpgsqlConnection(ConnectionString(Layout));
-            connection.Open();
+            // the port answers before recovery ends: "the database system is starting up" (57P03) until then
+            for (var deadline = DateTime.UtcNow.AddSeconds(30); ; Thread.Sleep(200))
+            {
+                try
+                {
+                    connection.Open();
+                    break;
+                }
+                catch (PostgresException e) when (e.SqlState == "57P03" && DateTime.UtcNow < deadline)
+                {
+                }
+            }
+
             using var command = new NpgsqlCommand(
                 "create table items(id int primary key, name text, price numeric); " +
                 "insert into items select i, 'item-' || i, (i * 7) % 90 + 10 from generate_series(1, 500) i", connection);
