@@ -30,6 +30,10 @@ internal sealed record DemoReport(
     double FirstVerdictP99Ms,
     double FinalVerdictP50Ms,
     double FinalVerdictP99Ms,
+    double FirstGraphP50Ms,
+    double FirstGraphP99Ms,
+    double FirstWorkP50Ms,
+    double FirstWorkP99Ms,
     string Dashboard);
 
 /// <summary>One attack family: its runs (verified end to end by the attack kit), the runs detected, and its invocations flagged.</summary>
@@ -330,6 +334,10 @@ internal static partial class DemoCommand
             Math.Round(pipeline.FirstVerdict.Percentile(0.99), 1),
             Math.Round(pipeline.FinalVerdict.Percentile(0.50), 1),
             Math.Round(pipeline.FinalVerdict.Percentile(0.99), 1),
+            Math.Round(pipeline.FirstGraph.Percentile(0.50), 1),
+            Math.Round(pipeline.FirstGraph.Percentile(0.99), 1),
+            Math.Round(pipeline.FirstWork.Percentile(0.50), 1),
+            Math.Round(pipeline.FirstWork.Percentile(0.99), 1),
             host.ApiUrl.ToString());
     }
 
@@ -360,6 +368,8 @@ internal static partial class DemoCommand
             $"  benign: {report.BenignFlagged} of {report.BenignInvocations} invocations flagged (false-positive rate {report.BenignFalsePositiveRate:P2})"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  verdict latency after the response left the proxy: first verdict p50 {report.FirstVerdictP50Ms:F1} ms, p99 {report.FirstVerdictP99Ms:F1} ms; final verdict p50 {report.FinalVerdictP50Ms:F1} ms, p99 {report.FinalVerdictP99Ms:F1} ms"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"    of the first verdict: graph ready p50 {report.FirstGraphP50Ms:F1} ms, p99 {report.FirstGraphP99Ms:F1} ms; classify + explain + store p50 {report.FirstWorkP50Ms:F1} ms, p99 {report.FirstWorkP99Ms:F1} ms"));
         foreach (var failed in outcomes.Where(o => !o.Succeeded))
         {
             Console.WriteLine($"  note: a {failed.Family} run was not verified by the attack kit: {failed.Evidence}");

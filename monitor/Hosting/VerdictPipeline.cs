@@ -37,6 +37,8 @@ internal sealed partial class VerdictPipeline
     private readonly Queue<string> _alertedOrder = new();
     private readonly Latencies _first = new(LatencySamples);
     private readonly Latencies _final = new(LatencySamples);
+    private readonly Latencies _graphed = new(LatencySamples);
+    private readonly Latencies _work = new(LatencySamples);
     private long _classified;
     private long _failed;
 
@@ -62,6 +64,12 @@ internal sealed partial class VerdictPipeline
 
     /// <summary>Response → final verdict, ms.</summary>
     public Latencies FinalVerdict => _final;
+
+    /// <summary>Of the first verdict: response → its graph reaching this pipeline (tracing, attribution, the record join), ms.</summary>
+    public Latencies FirstGraph => _graphed;
+
+    /// <summary>Of the first verdict: classifying, explaining and storing it, ms.</summary>
+    public Latencies FirstWork => _work;
 
     public bool ModelLoaded => _classifier.HasModel;
 
@@ -116,6 +124,7 @@ internal sealed partial class VerdictPipeline
 
     private void Handle(FinishedInvocation invocation)
     {
+        var arrived = _clock.GetUtcNow();
         Verdict verdict;
         try
         {
@@ -156,6 +165,8 @@ internal sealed partial class VerdictPipeline
             if (_first.TryAddFirst(id, latency.Value))
             {
                 FirstLatency.Record(latency.Value);
+                _graphed.Add((arrived - record.EndUtc).TotalMilliseconds);
+                _work.Add((_clock.GetUtcNow() - arrived).TotalMilliseconds);
             }
 
             if (final)
