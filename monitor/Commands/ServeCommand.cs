@@ -58,7 +58,7 @@ internal static class ServeCommand
 
     public static readonly Option<string?> Snapshots = new("--snapshots")
     {
-        Description = "On an intrusion, snapshot the instances on its causal path: off, state (/proc state and the private /tmp; default) or full (also a core of each instance's memory).",
+        Description = "On an intrusion, snapshot the instances on its causal path: off, state (/proc state and the private /tmp) or full (also a core of the memory each instance really uses, taken frozen; default).",
     };
 
     public static readonly Option<string?> DockerHost = new("--docker-host")

@@ -74,7 +74,7 @@ internal sealed class ServeOptions
     /// private /tmp), or <c>full</c> (also a core of each instance's memory).
     /// </summary>
     [RegularExpression("^(off|state|full)$")]
-    public string Snapshots { get; set; } = "state";
+    public string Snapshots { get; set; } = "full";
 
     /// <summary>Bytes all snapshots together may take under DATA/snapshots.</summary>
     [Range(1L << 20, 1L << 44)]

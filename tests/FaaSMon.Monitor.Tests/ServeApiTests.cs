@@ -142,11 +142,63 @@ public sealed class ServeApiTests(ServeFixture serve, ITestOutputHelper output) 
         var own = Assert.Single(listing, s => s.GetProperty("instance").GetString() == intrusion.GetProperty("instance").GetString());
         Assert.Equal("complete", own.GetProperty("status").GetString());
         var files = own.GetProperty("files").EnumerateArray().ToList();
-        Assert.NotEmpty(files);
-        var file = files[0];
+        Assert.Contains(files, f => f.GetProperty("name").GetString() == "core"); // serve's default: the memory too
+        var file = files.First(f => f.GetProperty("name").GetString() != "core");
         var bytes = await client.GetByteArrayAsync(file.GetProperty("url").GetString());
         Assert.Equal(file.GetProperty("bytes").GetInt64(), bytes.Length);
         Assert.All(listing, s => Assert.StartsWith("product-photos", s.GetProperty("function").GetString(), StringComparison.Ordinal)); // the photos chain only
+    }
+
+    [Fact]
+    public async Task The_dashboard_of_the_host_shows_the_intrusion_with_its_rule_nodes_highlighted_its_rule_and_its_trace_in_headless_chromium()
+    {
+        var node = Tools.Find("node") ?? throw new Xunit.Sdk.XunitException("node is not installed: the dashboard test drives Chromium from Node (run ./faasmon)");
+        var chromium = Tools.Chromium() ?? throw new Xunit.Sdk.XunitException("chromium is not installed: run ./faasmon, or apt-get install chromium");
+        var dashboard = Path.Combine(Tools.RepositoryRoot, "monitor", "Dashboard");
+        using var client = serve.Client();
+        var intrusion = (await ItemsAsync(client, "/api/invocations?limit=500&verdict=intrusion")).First(i => i.GetProperty("rules").GetArrayLength() > 0);
+        var id = intrusion.GetProperty("id").GetString()!;
+        var verdict = JsonDocument.Parse(await client.GetStringAsync($"/api/invocations/{id}")).RootElement.GetProperty("verdict");
+        var expected = verdict.GetProperty("ruleHits").EnumerateArray().SelectMany(h => h.GetProperty("nodeIds").EnumerateArray().Select(n => n.GetInt32()))
+            .Concat(verdict.TryGetProperty("topNodes", out var top) ? top.EnumerateArray().Select(n => n.GetProperty("nodeId").GetInt32()) : [])
+            .Distinct().Order().ToList();
+
+        var screenshot = Path.Combine(AppContext.BaseDirectory, "dashboard-screenshots", "dashboard-serve.png");
+        Directory.CreateDirectory(Path.GetDirectoryName(screenshot)!);
+        File.Delete(screenshot);
+        var config = JsonSerializer.Serialize(new
+        {
+            baseUrl = serve.Api.ToString().TrimEnd('/'),
+            user = serve.Host.Credentials.User,
+            password = serve.Host.Credentials.Password,
+            chromium,
+            dashboardDir = dashboard,
+            screenshot,
+            id,
+            timeoutMs = 150_000,
+        });
+        var driver = Path.Combine(Tools.RepositoryRoot, "tests", "FaaSMon.Monitor.Tests", "DashboardDriver", "drive-real.cjs");
+        var (exitCode, stdout, stderr) = await NodeProcess.RunAsync(node, [driver, config], TimeSpan.FromSeconds(180));
+        Assert.True(exitCode == 0, $"the Chromium driver failed ({exitCode}): {stderr}");
+        output.WriteLine(stdout);
+        output.WriteLine($"screenshot: {screenshot}");
+        var page = JsonDocument.Parse(stdout).RootElement;
+        Assert.Equal(200, page.GetProperty("pageStatus").GetInt32());
+        Assert.Empty(page.GetProperty("consoleErrors").EnumerateArray());
+        Assert.Equal(expected, page.GetProperty("highlighted").EnumerateArray().Select(n => n.GetInt32()).Order().ToList());
+        var rule = verdict.GetProperty("ruleHits")[0];
+        Assert.Contains(page.GetProperty("rules").EnumerateArray(), r => r.GetProperty("rule").GetString() == rule.GetProperty("ruleId").GetString()
+            && r.GetProperty("explanation").GetString() == rule.GetProperty("explanation").GetString());
+        Assert.Contains(page.GetProperty("trace").EnumerateArray(), h => h.GetProperty("id").GetString() == id && h.GetProperty("intrusion").GetBoolean());
+        Assert.True(new FileInfo(screenshot).Length > 10_000, "a screenshot was saved");
+        try
+        {
+            File.Copy(screenshot, "/var/tmp/evidence/dashboard-serve.png", overwrite: true);
+        }
+        catch (IOException)
+        {
+            // evidence folder is a convenience of this machine, not part of the test
+        }
     }
 
     [Fact]
