@@ -163,6 +163,17 @@ public sealed class ServeApiTests(ServeFixture serve, ITestOutputHelper output) 
             .Concat(verdict.TryGetProperty("topNodes", out var top) ? top.EnumerateArray().Select(n => n.GetProperty("nodeId").GetInt32()) : [])
             .Distinct().Order().ToList();
 
+        // the snapshots of its path are listed too, once taken (a few seconds after the final verdict)
+        var snapshots = new List<string>();
+        for (var i = 0; i < 120 && snapshots.Count == 0; i++)
+        {
+            snapshots = [.. JsonDocument.Parse(await client.GetStringAsync($"/api/invocations/{id}/snapshots")).RootElement.EnumerateArray().Select(s => s.GetProperty("instance").GetString()!)];
+            if (snapshots.Count == 0)
+            {
+                await Task.Delay(250);
+            }
+        }
+
         var screenshot = Path.Combine(AppContext.BaseDirectory, "dashboard-screenshots", "dashboard-serve.png");
         Directory.CreateDirectory(Path.GetDirectoryName(screenshot)!);
         File.Delete(screenshot);
@@ -175,6 +186,7 @@ public sealed class ServeApiTests(ServeFixture serve, ITestOutputHelper output) 
             dashboardDir = dashboard,
             screenshot,
             id,
+            snapshots = snapshots.Count > 0,
             timeoutMs = 150_000,
         });
         var driver = Path.Combine(Tools.RepositoryRoot, "tests", "FaaSMon.Monitor.Tests", "DashboardDriver", "drive-real.cjs");
@@ -190,6 +202,10 @@ public sealed class ServeApiTests(ServeFixture serve, ITestOutputHelper output) 
         Assert.Contains(page.GetProperty("rules").EnumerateArray(), r => r.GetProperty("rule").GetString() == rule.GetProperty("ruleId").GetString()
             && r.GetProperty("explanation").GetString() == rule.GetProperty("explanation").GetString());
         Assert.Contains(page.GetProperty("trace").EnumerateArray(), h => h.GetProperty("id").GetString() == id && h.GetProperty("intrusion").GetBoolean());
+        Assert.NotEmpty(snapshots);
+        var listed = page.GetProperty("snapshots").EnumerateArray().ToList();
+        Assert.Equal(snapshots.Order(), listed.Select(s => s.GetProperty("instance").GetString()!).Order());
+        Assert.All(listed, s => Assert.All(s.GetProperty("links").EnumerateArray(), l => Assert.StartsWith("/api/snapshots/", l.GetString(), StringComparison.Ordinal)));
         Assert.True(new FileInfo(screenshot).Length > 10_000, "a screenshot was saved");
         try
         {

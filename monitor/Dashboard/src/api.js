@@ -26,4 +26,5 @@ export const api = {
   trace: (traceId, signal) => getJson(`/api/traces/${enc(traceId)}`, signal),
   graphUrl: (id, format) => `/api/invocations/${enc(id)}/graph?format=${enc(format)}`,
   pcapUrl: (id) => `/api/invocations/${enc(id)}/pcap`,
+  snapshots: (id, signal) => getJson(`/api/invocations/${enc(id)}/snapshots`, signal),
 };

@@ -114,6 +114,7 @@ async function openDetail(id) {
   const verdict = detail.verdict;
   renderSummary(invocation, verdict);
   renderDownloads(invocation, detail.links ?? {});
+  if (invocation.verdict === 'intrusion') loadSnapshots(id, abort.signal);
   renderRuleHits(verdict);
   renderTopNodes(verdict);
   if (invocation.traceId) loadTrace(invocation.traceId, id, abort.signal);
@@ -155,6 +156,33 @@ function renderDownloads(invocation, links) {
   ];
   if (links.pcap) anchors.push(el('a', { href: api.pcapUrl(id), download: `${file}.pcap`, class: 'pcap', text: 'packets (pcap)' }));
   clear($('downloads')).append(...anchors);
+}
+
+// The snapshots taken of the instances on an intrusion's causal path: one line per instance, its files as downloads.
+async function loadSnapshots(id, signal) {
+  let listing;
+  try {
+    listing = await api.snapshots(id, signal);
+  } catch {
+    return; // none kept, or snapshots are off: the downloads above still stand
+  }
+  if (!Array.isArray(listing) || listing.length === 0) return;
+  const lines = listing.map((snapshot) => {
+    const files = (Array.isArray(snapshot.files) ? snapshot.files : [])
+      // only links the API made: a URL from anywhere else never becomes an href
+      .filter((f) => typeof f.url === 'string' && f.url.startsWith('/api/snapshots/'))
+      .map((f) => el('a', { href: f.url, download: safeFileName(`${snapshot.instance}-${f.name}`), text: `${f.name} (${formatBytes(f.bytes)})` }));
+    return el('li', { class: 'snapshot', dataset: { instance: String(snapshot.instance ?? '') } },
+      el('strong', { text: `${snapshot.instance ?? ''} (${snapshot.function ?? ''}): ${snapshot.status ?? ''}` }),
+      snapshot.error ? el('span', { class: 'error', text: ` ${snapshot.error}` }) : null,
+      ' ', files);
+  });
+  $('downloads').append(el('div', { id: 'snapshots' }, el('h4', { text: 'Snapshots of the instances on the causal path' }), el('ul', {}, lines)));
+}
+
+function formatBytes(bytes) {
+  if (typeof bytes !== 'number') return '';
+  return bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MiB` : bytes >= 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${bytes} B`;
 }
 
 function renderRuleHits(verdict) {

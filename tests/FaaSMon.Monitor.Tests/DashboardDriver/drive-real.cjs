@@ -45,7 +45,12 @@ async function main() {
       rule: li.dataset.rule, explanation: li.querySelector('.explanation')?.textContent ?? '' })));
     result.trace = await page.$$eval('#trace li.hop', (items) => items.map((li) => ({
       id: li.dataset.id, intrusion: li.classList.contains('verdict-intrusion') })));
-    await page.screenshot({ path: config.screenshot, caret: 'initial' });
+    if (config.snapshots) {
+      await page.waitForSelector('#snapshots li.snapshot');
+      result.snapshots = await page.$$eval('#snapshots li.snapshot', (items) => items.map((li) => ({
+        instance: li.dataset.instance, links: [...li.querySelectorAll('a')].map((a) => a.getAttribute('href')) })));
+    }
+    await page.screenshot({ path: config.screenshot, caret: 'initial', fullPage: true });
   } finally {
     await browser.close();
   }
