@@ -5,8 +5,10 @@ namespace FaaSMon.Grapher;
 
 /// <summary>
 /// Distinctive words: runs of letters, digits, '.', '_' and '-' at least 8 long with a letter and a digit in them (ids,
-/// file names, nonces), cut from request bytes and from what a system call names. A word a request carried that a later
-/// call names (the file a photo URL ends in, the id in a query) ties the call to that request when time alone cannot.
+/// nonces), or with a file extension (<c>catalog-cache.json</c>), cut from request bytes (percent-decoded too: a query
+/// names a path as <c>%2Ftmp%2Fname.json</c>) and from what a system call names. A word a request carried that a later
+/// call names (the file a photo URL ends in, the id in a query, a file a query's code writes) ties the call to that
+/// request when time alone cannot.
 /// </summary>
 internal static class RequestWords
 {
@@ -46,10 +48,31 @@ internal static class RequestWords
 
     private static void AddWord(HashSet<string> words, ReadOnlySpan<char> word)
     {
-        if (word.Length >= MinLength && word.IndexOfAnyInRange('0', '9') >= 0 && (word.IndexOfAnyInRange('a', 'z') >= 0 || word.IndexOfAnyInRange('A', 'Z') >= 0))
+        var letters = word.IndexOfAnyInRange('a', 'z') >= 0 || word.IndexOfAnyInRange('A', 'Z') >= 0;
+        if (word.Length >= MinLength && letters && (word.IndexOfAnyInRange('0', '9') >= 0 || IsFileName(word)))
         {
             words.Add(word.ToString());
         }
+    }
+
+    /// <summary>A name with a short lower-case extension after a stem of at least 3 (<c>catalog-cache.json</c>, not <c>fs.readFileSync</c>).</summary>
+    private static bool IsFileName(ReadOnlySpan<char> word)
+    {
+        var dot = word.LastIndexOf('.');
+        if (dot < 3 || word.Length - dot - 1 is < 2 or > 4)
+        {
+            return false;
+        }
+
+        foreach (var c in word[(dot + 1)..])
+        {
+            if (c is < 'a' or > 'z')
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     private static void Add(HashSet<string> words, string? text)
@@ -58,6 +81,30 @@ internal static class RequestWords
         {
             return;
         }
+
+        if (text.Contains('%', StringComparison.Ordinal))
+        {
+            string decoded;
+            try
+            {
+                decoded = Uri.UnescapeDataString(text);
+            }
+            catch (UriFormatException)
+            {
+                decoded = text;
+            }
+
+            if (!ReferenceEquals(decoded, text) && decoded != text)
+            {
+                AddRun(words, decoded);
+            }
+        }
+
+        AddRun(words, text);
+    }
+
+    private static void AddRun(HashSet<string> words, string text)
+    {
 
         var start = -1;
         for (var i = 0; i <= text.Length && words.Count < MaxWords; i++)
