@@ -8,7 +8,8 @@ namespace FaaSMon.Grapher;
 /// nonces), or with a file extension (<c>catalog-cache.json</c>), cut from request bytes (percent-decoded too: a query
 /// names a path as <c>%2Ftmp%2Fname.json</c>) and from what a system call names. A word a request carried that a later
 /// call names (the file a photo URL ends in, the id in a query, a file a query's code writes) ties the call to that
-/// request when time alone cannot.
+/// request when time alone cannot. Absolute paths of two components or more (<c>/var/openfaas/secrets</c>) are words too,
+/// and so is the directory of each: a file opened in a directory a request named.
 /// </summary>
 internal static class RequestWords
 {
@@ -52,6 +53,33 @@ internal static class RequestWords
         if (word.Length >= MinLength && letters && (word.IndexOfAnyInRange('0', '9') >= 0 || IsFileName(word)))
         {
             words.Add(word.ToString());
+        }
+    }
+
+    /// <summary>Absolute paths in the text (not URLs: <c>//host/…</c>), and their directories, of two components or more.</summary>
+    private static void AddPaths(HashSet<string> words, string text)
+    {
+        var slash = text.IndexOf('/', StringComparison.Ordinal);
+        while (slash >= 0 && words.Count < MaxWords)
+        {
+            var end = slash;
+            while (end < text.Length && (char.IsAsciiLetterOrDigit(text[end]) || text[end] is '.' or '_' or '-' or '/'))
+            {
+                end++;
+            }
+
+            var startsClean = slash == 0 || !(char.IsAsciiLetterOrDigit(text[slash - 1]) || text[slash - 1] is '.' or '_' or '-' or ':' or '/');
+            if (startsClean && slash + 1 < text.Length && text[slash + 1] != '/')
+            {
+                var path = text.AsSpan(slash, end - slash).TrimEnd('/');
+                for (var i = 0; i < 2 && path.Length >= MinLength && path[1..].IndexOf('/') > 0; i++)
+                {
+                    words.Add(path.ToString());
+                    path = path[..path.LastIndexOf('/')];
+                }
+            }
+
+            slash = end < text.Length ? text.IndexOf('/', end) : -1;
         }
     }
 
@@ -105,6 +133,7 @@ internal static class RequestWords
 
     private static void AddRun(HashSet<string> words, string text)
     {
+        AddPaths(words, text);
 
         var start = -1;
         for (var i = 0; i <= text.Length && words.Count < MaxWords; i++)

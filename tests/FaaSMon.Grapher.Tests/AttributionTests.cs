@@ -456,6 +456,29 @@ public sealed class AttributionTests
     }
 
     [Fact]
+    public void Among_overlapping_requests_a_directory_only_one_request_named_goes_to_that_one()
+    {
+        // big2 product-catalog-api-3569 (benign GET /categories) held the credential theft's listing of the secret mount:
+        // the theft's query named the directory, the listing came while /categories was the latest request
+        var ev = new Events(function: "product-catalog-api", instance: "product-catalog-api-1");
+        var sort = Uri.EscapeDataString("(()=>{const fs=require(\"fs\"),d=process.env.secret_mount_path||\"/var/openfaas/secrets\";fs.readdirSync(d)})()");
+        var h = new Harness();
+        h.Feed(
+            ev.Request(20, "theft", target: "/products?category=cameras&sort=" + sort, method: "GET"),
+            ev.Request(21, "categories", target: "/categories", clientPort: 50001, method: "GET"),
+            ev.Next("openat", path: "/var/openfaas/secrets", flags: "O_RDONLY|O_DIRECTORY", fd: new FileDescriptorInfo(35, "/var/openfaas/secrets"), ret: 35),
+            ev.OpenRead("/var/openfaas/secrets/payment-api-key", fd: 36),
+            ev.Response(20),
+            ev.Response(21, clientPort: 50001));
+        h.Settle(ev.Time);
+
+        var theft = h.Graph("theft");
+        Assert.Contains(theft.Nodes, n => n.Label == "/var/openfaas/secrets");
+        Assert.Contains(theft.Nodes, n => n.Label == "/var/openfaas/secrets/payment-api-key");
+        Assert.DoesNotContain(h.Graph("categories").Nodes, n => n.Label.Contains("secrets", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void A_request_open_while_an_earlier_one_is_in_its_tail_keeps_what_its_own_handler_names()
     {
         var ev = new Events(function: "product-catalog-api", instance: "product-catalog-api-1");
