@@ -376,14 +376,14 @@ public sealed class InvocationAttributor
 
         var window = At(process, evt.Timestamp, _options.SettleDelay, out ambiguous, out var open, out var tails);
         if (open + tails > 1
-            && (ByRenamedWriter(Candidates(process, evt.Timestamp, _options.SettleDelay), process, evt)
-                ?? (open != 1 ? ByContent(Candidates(process, evt.Timestamp, open > 1 ? TimeSpan.Zero : _options.SettleDelay), evt) : null)) is { } namedBy)
+            && ((open != 1 ? ByContent(Candidates(process, evt.Timestamp, open > 1 ? TimeSpan.Zero : _options.SettleDelay), evt) : null)
+                ?? ByRenamedWriter(Candidates(process, evt.Timestamp, _options.SettleDelay), process, evt)) is { } namedBy)
         {
-            // the temporary file a rename moves was written by exactly one of the requests open or still in their tail (a
-            // download's callback runs while the next request is served); or, among the overlapping requests, or among the
-            // answered ones whose tails overlap while none is open (a timer one of them set), what the call names (a path,
-            // an argv, bytes sent) was in exactly one of their requests. With one request open, what it names is not
-            // weighed against the tails: its own handler may name what an earlier request named.
+            // among the overlapping requests, or among the answered ones whose tails overlap while none is open (a timer one
+            // of them set), what the call names (a path, an argv, bytes sent) was in exactly one of their requests; with one
+            // request open, what it names is not weighed against the tails (its own handler may name what an earlier
+            // request named). Else the temporary file a rename moves was written by exactly one of the requests open or
+            // still in their tail (a download's callback runs while the next request is served).
             window = namedBy;
             ambiguous = false;
             if (evt.Tid == evt.Pid)

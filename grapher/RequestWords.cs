@@ -5,7 +5,7 @@ namespace FaaSMon.Grapher;
 
 /// <summary>
 /// Distinctive words: runs of letters, digits, '.', '_' and '-' at least 8 long with a letter and a digit in them (ids,
-/// nonces), or with a file extension (<c>catalog-cache.json</c>), cut from request bytes (percent-decoded too: a query
+/// nonces), or file names of at least 6 with a short extension (<c>catalog-cache.json</c>, <c>evil.sh</c>), cut from request bytes (percent-decoded too: a query
 /// names a path as <c>%2Ftmp%2Fname.json</c>) and from what a system call names. A word a request carried that a later
 /// call names (the file a photo URL ends in, the id in a query, a file a query's code writes) ties the call to that
 /// request when time alone cannot. Absolute paths of two components or more (<c>/var/openfaas/secrets</c>) are words too,
@@ -14,6 +14,7 @@ namespace FaaSMon.Grapher;
 internal static class RequestWords
 {
     private const int MinLength = 8;
+    private const int MinFileNameLength = 6;
     private const int MaxWords = 64;
 
     public static HashSet<string> Of(byte[]? data) => data is null ? [] : Of(Encoding.Latin1.GetString(data));
@@ -50,7 +51,7 @@ internal static class RequestWords
     private static void AddWord(HashSet<string> words, ReadOnlySpan<char> word)
     {
         var letters = word.IndexOfAnyInRange('a', 'z') >= 0 || word.IndexOfAnyInRange('A', 'Z') >= 0;
-        if (word.Length >= MinLength && letters && (word.IndexOfAnyInRange('0', '9') >= 0 || IsFileName(word)))
+        if (letters && (word.Length >= MinLength && word.IndexOfAnyInRange('0', '9') >= 0 || word.Length >= MinFileNameLength && IsFileName(word)))
         {
             words.Add(word.ToString());
         }

@@ -522,6 +522,30 @@ public sealed class AttributionTests
     }
 
     [Fact]
+    public void A_short_file_name_only_one_overlapping_request_named_goes_to_that_one()
+    {
+        // big3 product-photos-receive-2020 (benign): the stage's handler opened its download /tmp/evil.sh while the benign
+        // request was the latest open; the stage's URL named evil.sh, a name too short for a word before
+        var ev = new Events();
+        var h = new Harness();
+        h.Feed(
+            ev.Request(20, "stage", clientPort: 50000),
+            ev.Next("read", fd: Events.Socket(20, 50000), data: """{"url":"http://127.0.0.1:41000/evil.sh"}"""u8.ToArray(), ret: 40),
+            ev.Request(21, "benign", clientPort: 50001),
+            ev.Next("read", fd: Events.Socket(21, 50001), data: """{"url":"http://photos/photos/p-tri-004-back.jpg"}"""u8.ToArray(), ret: 40),
+            ev.OpenRead("/tmp/evil.sh", fd: 44),
+            ev.OpenRead("/tmp/p-tri-004-back.jpg", fd: 45),
+            ev.Response(20, clientPort: 50000),
+            ev.Response(21, clientPort: 50001));
+        h.Settle(ev.Time);
+
+        Assert.Contains(h.Graph("stage").Nodes, n => n.Label == "/tmp/evil.sh");
+        var benign = h.Graph("benign");
+        Assert.DoesNotContain(benign.Nodes, n => n.Label.Contains("evil", StringComparison.Ordinal));
+        Assert.Contains(benign.Nodes, n => n.Label == "/tmp/p-tri-004-back.jpg");
+    }
+
+    [Fact]
     public void A_client_port_a_function_used_long_ago_names_no_caller()
     {
         // big2 product-photos-register-1710: an entry call from the workload driver on 127.0.0.1:47830, a port a receive
