@@ -43,6 +43,13 @@ public sealed class InvocationAttributor
     private const int MaxPendingForks = 65_536;
     private const int FlushedKeptPerProcess = 16;
     private const int MaxHeldEvents = 64;
+    private const int MaxSendsPerEndpoint = 8;
+
+    /// <summary>How long before the proxy began a call its client's send may be (a loaded machine delays the proxy's start).</summary>
+    private static readonly TimeSpan CallerSendAge = TimeSpan.FromSeconds(1);
+
+    /// <summary>How far after the proxy's start a send may be stamped and still be the one that started the call (clock granularity).</summary>
+    private static readonly TimeSpan CallerSendSlack = TimeSpan.FromMilliseconds(20);
 
     private readonly GrapherOptions _options;
     private readonly Action<FinishedInvocation> _finished;
@@ -56,7 +63,7 @@ public sealed class InvocationAttributor
     private readonly Queue<PendingRecord> _recordAge = new();
     private readonly Dictionary<string, List<PacketFlow>> _flowsBySpan = new(StringComparer.Ordinal);
     private readonly Queue<(DateTimeOffset Time, string Span)> _flowAge = new();
-    private readonly Dictionary<string, CallerInfo> _callersByLocal = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<CallerSend>> _callersByLocal = new(StringComparer.Ordinal);
     private readonly Queue<(DateTimeOffset Time, string Local)> _callerAge = new();
     private DateTimeOffset _now = DateTimeOffset.MinValue;
     private long _nextWindowId;
@@ -140,10 +147,7 @@ public sealed class InvocationAttributor
     public void Add(InvocationRecord record)
     {
         ArgumentNullException.ThrowIfNull(record);
-        var pending = new PendingRecord(record, _now == DateTimeOffset.MinValue ? record.EndUtc : Max(_now, record.EndUtc))
-        {
-            Caller = record.ClientAddress is { } client ? _callersByLocal.GetValueOrDefault(client) : null,
-        };
+        var pending = new PendingRecord(record, _now == DateTimeOffset.MinValue ? record.EndUtc : Max(_now, record.EndUtc));
         Index(_recordsByCallId, record.CallId, pending);
         if (record.Function is not null)
         {
@@ -310,7 +314,8 @@ public sealed class InvocationAttributor
             // a child whose parent served several requests when it started: hold its first events until its execve's
             // argv names something only one of them asked for (a file name from the request, an id), or until it has
             // done enough to be given to the guess
-            if (evt.Syscall == "execve" && !evt.Failed && ByContent(Candidates(process.Parent!, evt.Timestamp), evt) is { } named && named != owner)
+            if (evt.Syscall == "execve" && !evt.Failed && Candidates(process.Parent!, evt.Timestamp, TimeSpan.Zero) is var among
+                && (ByContent(among, evt) ?? ByWrittenName(among, evt)) is { } named && named != owner)
             {
                 Reown(process, named);
             }
@@ -344,7 +349,7 @@ public sealed class InvocationAttributor
         }
 
         if (evt.Fd is { } fd && process.Fds.TryGetValue(FdKey.Of(evt.Pid, fd), out var claim)
-            && !claim.Window.Flushed && (claim.Window.Closed is null || claim.Request))
+            && !claim.Window.Flushed && (claim.Window.Closed is null || claim.Request || InFileTail(claim, fd, evt)))
         {
             if (claim.Request && head.IsResponse && IsWrite(evt.Syscall) && claim.Window.Closed is null)
             {
@@ -369,10 +374,16 @@ public sealed class InvocationAttributor
             return claim.Window;
         }
 
-        var window = At(process, evt.Timestamp, _options.SettleDelay, out ambiguous);
-        if (ambiguous && ByContent(Candidates(process, evt.Timestamp), evt) is { } namedBy)
+        var window = At(process, evt.Timestamp, _options.SettleDelay, out ambiguous, out var open, out var tails);
+        if (open + tails > 1
+            && ((open != 1 ? ByContent(Candidates(process, evt.Timestamp, open > 1 ? TimeSpan.Zero : _options.SettleDelay), evt) : null)
+                ?? ByRenamedWriter(Candidates(process, evt.Timestamp, _options.SettleDelay), process, evt)) is { } namedBy)
         {
-            // what the call names (a path, an argv, bytes sent) was in exactly one of the overlapping requests
+            // among the overlapping requests, or among the answered ones whose tails overlap while none is open (a timer one
+            // of them set), what the call names (a path, an argv, bytes sent) was in exactly one of their requests; with one
+            // request open, what it names is not weighed against the tails (its own handler may name what an earlier
+            // request named). Else the temporary file a rename moves was written by exactly one of the requests open or
+            // still in their tail (a download's callback runs while the next request is served).
             window = namedBy;
             ambiguous = false;
             if (evt.Tid == evt.Pid)
@@ -410,8 +421,70 @@ public sealed class InvocationAttributor
         return window;
     }
 
-    private static List<Window> Candidates(ProcessTrack process, DateTimeOffset time) =>
-        [.. process.Windows.Where(w => !w.Flushed && w.Opened <= time && (w.Closed is null || time <= w.Closed))];
+    /// <summary>The windows that could own an event by time: those open at <paramref name="time"/> and those still in their tail.</summary>
+    private static List<Window> Candidates(ProcessTrack process, DateTimeOffset time, TimeSpan tail) =>
+        [.. process.Windows.Where(w => !w.Flushed && w.Opened <= time && (w.Closed is null || time <= w.Closed || time - w.Closed <= tail))];
+
+    /// <summary>
+    /// A file a window opened stays its own after the response, for the tail: the write a callback of that request makes on
+    /// it is that request's, whichever request is being served then. Not sockets (a pooled connection serves the next
+    /// request) and not a new open (the next request may open the same file and get the same descriptor).
+    /// </summary>
+    private bool InFileTail(FdClaim claim, FileDescriptorInfo fd, SyscallEvent evt) =>
+        !claim.Request && !fd.IsSocket && evt.Syscall is not ("openat" or "open") && claim.Window.Closed is { } closed
+        && evt.Timestamp - closed <= _options.SettleDelay;
+
+    /// <summary>The one candidate that wrote the file a rename moves (a download's temporary file), or null.</summary>
+    private Window? ByRenamedWriter(List<Window> candidates, ProcessTrack process, SyscallEvent evt)
+    {
+        if (evt.Syscall is not ("rename" or "renameat" or "renameat2") || evt.Path is not { } from
+            || Container(process.Instance).WriterOf(from) is not { } writer)
+        {
+            return null;
+        }
+
+        return candidates.FirstOrDefault(w => w.Id == writer.WindowId);
+    }
+
+    /// <summary>
+    /// The one candidate that wrote a file an execve's argv names by its file name (a shell run on a file the request just
+    /// downloaded: <c>sha256sum "evil.sh"</c>, relative to a working directory the tracer does not report), or null.
+    /// </summary>
+    private static Window? ByWrittenName(List<Window> candidates, SyscallEvent evt)
+    {
+        if (candidates.Count < 2 || evt.Argv is not { Count: > 0 } argv)
+        {
+            return null;
+        }
+
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var arg in argv.Skip(1))
+        {
+            foreach (var token in arg.Split([' ', '\t', '"', '\'', ';', '&', '|', '<', '>', '(', ')', '`', '$'], StringSplitOptions.RemoveEmptyEntries))
+            {
+                if (Path.GetFileName(token) is { Length: > 0 } name)
+                {
+                    names.Add(name);
+                }
+            }
+        }
+
+        Window? found = null;
+        foreach (var window in candidates)
+        {
+            if (window.WrittenNames.Overlaps(names))
+            {
+                if (found is not null)
+                {
+                    return null;
+                }
+
+                found = window;
+            }
+        }
+
+        return found;
+    }
 
     /// <summary>The one candidate whose request bytes hold a distinctive word the event names, or null.</summary>
     private static Window? ByContent(List<Window> candidates, SyscallEvent evt)
@@ -482,12 +555,18 @@ public sealed class InvocationAttributor
     /// The window of a process open at <paramref name="time"/>: the latest when several are (all marked ambiguous), else
     /// the one whose tail holds it.
     /// </summary>
-    private static Window? At(ProcessTrack process, DateTimeOffset time, TimeSpan tail, out bool ambiguous)
+    private static Window? At(ProcessTrack process, DateTimeOffset time, TimeSpan tail, out bool ambiguous) =>
+        At(process, time, tail, out ambiguous, out _, out _);
+
+    /// <param name="open">Windows open at <paramref name="time"/>.</param>
+    /// <param name="tails">Windows answered before <paramref name="time"/> and still in their tail.</param>
+    private static Window? At(ProcessTrack process, DateTimeOffset time, TimeSpan tail, out bool ambiguous, out int open, out int tails)
     {
         // on every event not claimed by a descriptor: a plain loop, no allocation
         Window? found = null;
         Window? tailOf = null;
-        var open = 0;
+        open = 0;
+        tails = 0;
         foreach (var window in process.Windows)
         {
             if (window.Flushed)
@@ -503,9 +582,13 @@ public sealed class InvocationAttributor
                     found = window;
                 }
             }
-            else if (window.Closed is { } closed && closed < time && time - closed <= tail && (tailOf is null || closed > tailOf.Closed))
+            else if (window.Closed is { } closed && closed < time && time - closed <= tail)
             {
-                tailOf = window;
+                tails++;
+                if (tailOf is null || closed > tailOf.Closed)
+                {
+                    tailOf = window;
+                }
             }
         }
 
@@ -628,6 +711,7 @@ public sealed class InvocationAttributor
                 if (OpensForWriting(evt.Flags))
                 {
                     state.Wrote(path, window.Writer(evt.Timestamp));
+                    window.AddWrittenName(path);
                 }
                 else
                 {
@@ -652,12 +736,13 @@ public sealed class InvocationAttributor
                 if (fd.IsSocket)
                 {
                     graph.Edge(self, SocketNode(graph, fd), EdgeKind.Send, evt.Syscall, time);
-                    RegisterCaller(window, fd, evt.Timestamp);
+                    RegisterCaller(window, fd, evt.Timestamp, evt.Data);
                 }
                 else if (fd.Path is { } writePath)
                 {
                     graph.Edge(self, FileNode(graph, writePath, process.Instance), EdgeKind.Write, evt.Syscall, time);
                     state.Wrote(writePath, window.Writer(evt.Timestamp));
+                    window.AddWrittenName(writePath);
                 }
 
                 break;
@@ -675,10 +760,11 @@ public sealed class InvocationAttributor
                 graph.SetAttribute(target, "renamedFrom", from);
                 graph.Edge(self, target, EdgeKind.Rename, evt.Syscall, time);
                 state.Renamed(from, to, window.Writer(evt.Timestamp));
+                window.AddWrittenName(to);
                 break;
             case "connect" when evt.Fd is { } fd:
                 graph.Edge(self, SocketNode(graph, fd), EdgeKind.Connect, evt.Syscall, time);
-                RegisterCaller(window, fd, evt.Timestamp);
+                RegisterCaller(window, fd, evt.Timestamp, null);
                 break;
             case "accept" or "accept4" when evt.Fd is { } fd:
                 graph.Edge(SocketNode(graph, fd), self, EdgeKind.Accept, evt.Syscall, time);
@@ -702,19 +788,74 @@ public sealed class InvocationAttributor
     }
 
     /// <summary>
-    /// Remembers which invocation last sent on a client connection (by its local endpoint): when the proxy's record of a
-    /// call names that endpoint as its client, the call came from that invocation, with or without trace context (an
-    /// injected call forwards none).
+    /// Remembers which invocation sent on a client connection (by its local endpoint) when, and the request line it sent:
+    /// when the proxy's record of a call names that endpoint as its client, the call came from the invocation that sent
+    /// it, with or without trace context (an injected call forwards none). See <see cref="CallerOf"/>.
     /// </summary>
-    private void RegisterCaller(Window window, FileDescriptorInfo fd, DateTimeOffset time)
+    private void RegisterCaller(Window window, FileDescriptorInfo fd, DateTimeOffset time, byte[]? data)
     {
         if (fd.LocalEndpoint is not { } local || fd.RemoteEndpoint is null || window.Process.Fds.TryGetValue(FdKey.Of(window.Process.Pid, fd), out var claim) && claim.Request)
         {
             return;
         }
 
-        _callersByLocal[local] = new CallerInfo(window.Id, window.GraphId(window.CallId), window.CallId, window.Incoming?.TraceId, window.Process.Function);
+        var head = data is { Length: > 0 } ? HttpHead.Parse(data) : HttpHead.None;
+        var caller = new CallerInfo(window.Id, window.GraphId(window.CallId), window.CallId, window.Incoming?.TraceId, window.Process.Function);
+        if (!_callersByLocal.TryGetValue(local, out var sends))
+        {
+            _callersByLocal[local] = sends = [];
+        }
+
+        if (sends.Count >= MaxSendsPerEndpoint)
+        {
+            sends.RemoveAt(0);
+        }
+
+        sends.Add(new CallerSend(time, caller, head.IsRequest ? head.Target : null));
         _callerAge.Enqueue((time, local));
+    }
+
+    /// <summary>
+    /// The invocation whose send on the record's client endpoint started the call: the latest send there before the proxy
+    /// began the call (a little slack for clocks) and before it answered (the next call on a kept-alive connection comes
+    /// after), at most <see cref="CallerSendAge"/> before it. A client port seen long ago belongs to nobody now: ports are
+    /// reused, and the workload driver's or the gateway's connection is no function's. A send whose request line names
+    /// another path was another call. Looked up when the graph is built, not when the record arrives: strace reports the
+    /// send after the proxy has often already logged the call.
+    /// </summary>
+    private CallerInfo? CallerOf(InvocationRecord record)
+    {
+        if (record.ClientAddress is not { } client || !_callersByLocal.TryGetValue(client, out var sends))
+        {
+            return null;
+        }
+
+        var latest = Min(record.StartUtc + CallerSendSlack, record.EndUtc);
+        for (var i = sends.Count - 1; i >= 0; i--)
+        {
+            var send = sends[i];
+            if (send.Time > latest)
+            {
+                continue;
+            }
+
+            if (record.StartUtc - send.Time > CallerSendAge)
+            {
+                return null;
+            }
+
+            return send.Target is null || SamePath(send.Target, record.Path) ? send.Caller : null;
+        }
+
+        return null;
+    }
+
+    /// <summary>The path of a request line a function sent against the path the proxy logged (no query, no trailing slash).</summary>
+    private static bool SamePath(string target, string path)
+    {
+        var query = target.IndexOf('?', StringComparison.Ordinal);
+        var sent = (query >= 0 ? target[..query] : target).TrimEnd('/');
+        return string.Equals(sent, path.TrimEnd('/'), StringComparison.Ordinal);
     }
 
     /// <summary>The process's node in this window's graph; a child's first appearance (at <paramref name="timeNs"/>) brings the fork edge from its parent.</summary>
@@ -849,6 +990,11 @@ public sealed class InvocationAttributor
         var spanId = record?.SpanId ?? window.Incoming?.SpanId;
         var traceId = record?.TraceId ?? window.Incoming?.TraceId;
         var self = window.InvocationNode;
+        if (record is not null)
+        {
+            window.Caller = CallerOf(record); // the caller's send may have come in after the record
+        }
+
         graph.SetAttribute(self, "callId", callId);
         graph.SetAttribute(self, "function", process.Function);
         graph.SetAttribute(self, "instance", process.Instance);
@@ -959,7 +1105,7 @@ public sealed class InvocationAttributor
 
         chosen.Matched = true;
         window.Record = chosen.Record;
-        window.Caller = chosen.Caller;
+        window.Caller = CallerOf(chosen.Record);
         Counters.AddRecordMatched();
         return true;
     }
@@ -1018,9 +1164,13 @@ public sealed class InvocationAttributor
         while (_callerAge.TryPeek(out var sent) && _now - sent.Time > _options.RecordRetention)
         {
             _callerAge.Dequeue();
-            if (_callersByLocal.TryGetValue(sent.Local, out var caller) && !_open.Any(w => w.Id == caller.WindowId))
+            if (_callersByLocal.TryGetValue(sent.Local, out var sends))
             {
-                _callersByLocal.Remove(sent.Local);
+                sends.RemoveAll(s => _now - s.Time > _options.RecordRetention);
+                if (sends.Count == 0)
+                {
+                    _callersByLocal.Remove(sent.Local);
+                }
             }
         }
 
@@ -1086,6 +1236,8 @@ public sealed class InvocationAttributor
     internal static long Ns(DateTimeOffset time) => (time - DateTimeOffset.UnixEpoch).Ticks * 100;
 
     private static DateTimeOffset Max(DateTimeOffset a, DateTimeOffset b) => a > b ? a : b;
+
+    private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
 
     private static string Bounded(string text, int max) => text.Length <= max ? text : text[..max] + "…";
 
@@ -1164,6 +1316,17 @@ public sealed class InvocationAttributor
         /// <summary>Distinctive words of the request bytes read (ids, file names): what its own system calls may name.</summary>
         public HashSet<string> Words { get; init; } = [];
 
+        /// <summary>File names (no directory) of the files this invocation wrote or renamed, a few dozen at most.</summary>
+        public HashSet<string> WrittenNames { get; } = new(StringComparer.Ordinal);
+
+        public void AddWrittenName(string path)
+        {
+            if (WrittenNames.Count < 64 && System.IO.Path.GetFileName(path) is { Length: > 0 } name)
+            {
+                WrittenNames.Add(name);
+            }
+        }
+
         public DateTimeOffset? Closed { get; set; }
 
         public string? CloseReason { get; set; }
@@ -1218,7 +1381,8 @@ public sealed class InvocationAttributor
         public DateTimeOffset Arrived { get; } = arrived;
 
         public bool Matched { get; set; }
-
-        public CallerInfo? Caller { get; init; }
     }
+
+    /// <summary>A send on a client connection: who sent, when, and the request line's target when the bytes held one.</summary>
+    private sealed record CallerSend(DateTimeOffset Time, CallerInfo Caller, string? Target);
 }

@@ -5,12 +5,16 @@ namespace FaaSMon.Grapher;
 
 /// <summary>
 /// Distinctive words: runs of letters, digits, '.', '_' and '-' at least 8 long with a letter and a digit in them (ids,
-/// file names, nonces), cut from request bytes and from what a system call names. A word a request carried that a later
-/// call names (the file a photo URL ends in, the id in a query) ties the call to that request when time alone cannot.
+/// nonces), or file names of at least 6 with a short extension (<c>catalog-cache.json</c>, <c>evil.sh</c>), cut from request bytes (percent-decoded too: a query
+/// names a path as <c>%2Ftmp%2Fname.json</c>) and from what a system call names. A word a request carried that a later
+/// call names (the file a photo URL ends in, the id in a query, a file a query's code writes) ties the call to that
+/// request when time alone cannot. Absolute paths of two components or more (<c>/var/openfaas/secrets</c>) are words too,
+/// and so is the directory of each: a file opened in a directory a request named.
 /// </summary>
 internal static class RequestWords
 {
     private const int MinLength = 8;
+    private const int MinFileNameLength = 6;
     private const int MaxWords = 64;
 
     public static HashSet<string> Of(byte[]? data) => data is null ? [] : Of(Encoding.Latin1.GetString(data));
@@ -46,10 +50,58 @@ internal static class RequestWords
 
     private static void AddWord(HashSet<string> words, ReadOnlySpan<char> word)
     {
-        if (word.Length >= MinLength && word.IndexOfAnyInRange('0', '9') >= 0 && (word.IndexOfAnyInRange('a', 'z') >= 0 || word.IndexOfAnyInRange('A', 'Z') >= 0))
+        var letters = word.IndexOfAnyInRange('a', 'z') >= 0 || word.IndexOfAnyInRange('A', 'Z') >= 0;
+        if (letters && (word.Length >= MinLength && word.IndexOfAnyInRange('0', '9') >= 0 || word.Length >= MinFileNameLength && IsFileName(word)))
         {
             words.Add(word.ToString());
         }
+    }
+
+    /// <summary>Absolute paths in the text (not URLs: <c>//host/…</c>), and their directories, of two components or more.</summary>
+    private static void AddPaths(HashSet<string> words, string text)
+    {
+        var slash = text.IndexOf('/', StringComparison.Ordinal);
+        while (slash >= 0 && words.Count < MaxWords)
+        {
+            var end = slash;
+            while (end < text.Length && (char.IsAsciiLetterOrDigit(text[end]) || text[end] is '.' or '_' or '-' or '/'))
+            {
+                end++;
+            }
+
+            var startsClean = slash == 0 || !(char.IsAsciiLetterOrDigit(text[slash - 1]) || text[slash - 1] is '.' or '_' or '-' or ':' or '/');
+            if (startsClean && slash + 1 < text.Length && text[slash + 1] != '/')
+            {
+                var path = text.AsSpan(slash, end - slash).TrimEnd('/');
+                for (var i = 0; i < 2 && path.Length >= MinLength && path[1..].IndexOf('/') > 0; i++)
+                {
+                    words.Add(path.ToString());
+                    path = path[..path.LastIndexOf('/')];
+                }
+            }
+
+            slash = end < text.Length ? text.IndexOf('/', end) : -1;
+        }
+    }
+
+    /// <summary>A name with a short lower-case extension after a stem of at least 3 (<c>catalog-cache.json</c>, not <c>fs.readFileSync</c>).</summary>
+    private static bool IsFileName(ReadOnlySpan<char> word)
+    {
+        var dot = word.LastIndexOf('.');
+        if (dot < 3 || word.Length - dot - 1 is < 2 or > 4)
+        {
+            return false;
+        }
+
+        foreach (var c in word[(dot + 1)..])
+        {
+            if (c is < 'a' or > 'z')
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     private static void Add(HashSet<string> words, string? text)
@@ -58,6 +110,31 @@ internal static class RequestWords
         {
             return;
         }
+
+        if (text.Contains('%', StringComparison.Ordinal))
+        {
+            string decoded;
+            try
+            {
+                decoded = Uri.UnescapeDataString(text);
+            }
+            catch (UriFormatException)
+            {
+                decoded = text;
+            }
+
+            if (!ReferenceEquals(decoded, text) && decoded != text)
+            {
+                AddRun(words, decoded);
+            }
+        }
+
+        AddRun(words, text);
+    }
+
+    private static void AddRun(HashSet<string> words, string text)
+    {
+        AddPaths(words, text);
 
         var start = -1;
         for (var i = 0; i <= text.Length && words.Count < MaxWords; i++)

@@ -419,7 +419,7 @@ public sealed class AttributionTests
         var h = new Harness();
         h.Feed(caller.Request(20, "injected"), caller.Connect(60, "127.0.0.1:8080", localPort: 45555), caller.Send(60, "127.0.0.1:8080", localPort: 45555));
         h.Feed(callee.Request(20, "fresh-call-id"), callee.Response(20));
-        h.Attributor.Add(Record("fresh-call-id", "product-purchase-publish", "/function/product-purchase-publish", null, callee.Time - TimeSpan.FromMilliseconds(10), callee.Time, client: "127.0.0.1:45555"));
+        h.Attributor.Add(Record("fresh-call-id", "product-purchase-publish", "/function/product-purchase-publish", null, caller.Time, caller.Time + TimeSpan.FromMilliseconds(10), client: "127.0.0.1:45555"));
         h.Feed(caller.Response(20));
         h.Settle(callee.Time + TimeSpan.FromSeconds(1));
 
@@ -427,6 +427,172 @@ public sealed class AttributionTests
         Assert.Equal("product-purchase-get-price", publish.Attributes!["callerFunction"]);
         Assert.Equal("injected", publish.Attributes["callerCallId"]);
         Assert.Equal("true", publish.Attributes["untracedCall"]);
+    }
+
+    [Fact]
+    public void A_timer_of_an_answered_request_goes_to_the_request_that_named_its_file_not_to_the_last_one_answered()
+    {
+        // big2 inv-nocallid-product-catalog-api-1004: the sort's setTimeout(…, 200) wrote the cache while a later call
+        // (answered after it) was also in its tail; the latest-answered rule gave the write to that call
+        var ev = new Events(function: "product-catalog-api", instance: "product-catalog-api-1");
+        var sort = Uri.EscapeDataString("((g,k)=>(setTimeout(()=>{const fs=require(\"fs\"),f=\"/tmp/catalog-cache.json\";fs.writeFileSync(f,\"x\")},200)))(globalThis,\"k\")");
+        var h = new Harness(new GrapherOptions { SettleDelay = TimeSpan.FromMilliseconds(500), RecordWait = TimeSpan.Zero });
+        h.Feed(ev.Request(20, "injected", target: "/products?category=cameras&sort=" + sort, method: "GET"), ev.Response(20));
+        h.Feed(ev.Request(21, "later", target: "/products/p-cam-001", clientPort: 50001, method: "GET"), ev.OpenRead("/tmp/catalog-cache.json"), ev.Read(31, "/tmp/catalog-cache.json"), ev.Response(21, clientPort: 50001));
+        ev.Wait(TimeSpan.FromMilliseconds(200));
+        h.Feed(ev.OpenWrite("/tmp/catalog-cache.json", fd: 33)); // nobody open: two tails
+        h.Feed(ev.Request(22, "next", target: "/categories", clientPort: 50002, method: "GET"));
+        h.Feed(ev.Write(33, "/tmp/catalog-cache.json")); // the descriptor the timer opened, while the next call is served
+        h.Feed(ev.Response(22, clientPort: 50002));
+        h.Settle(ev.Time);
+
+        var injected = h.Graph("injected");
+        Assert.True(HasEdge(injected, EdgeKind.Open, _ => true, n => n.Label == "/tmp/catalog-cache.json"), Describe(injected));
+        Assert.True(HasEdge(injected, EdgeKind.Write, _ => true, n => n.Label == "/tmp/catalog-cache.json"), Describe(injected));
+        var later = h.Graph("later");
+        Assert.True(HasEdge(later, EdgeKind.Read, n => n.Label == "/tmp/catalog-cache.json", _ => true)); // its own read stays
+        Assert.False(HasEdge(later, EdgeKind.Write, _ => true, n => n.Label == "/tmp/catalog-cache.json"), Describe(later));
+        Assert.DoesNotContain(h.Graph("next").Nodes, n => n.Label == "/tmp/catalog-cache.json");
+    }
+
+    [Fact]
+    public void Among_overlapping_requests_a_directory_only_one_request_named_goes_to_that_one()
+    {
+        // big2 product-catalog-api-3569 (benign GET /categories) held the credential theft's listing of the secret mount:
+        // the theft's query named the directory, the listing came while /categories was the latest request
+        var ev = new Events(function: "product-catalog-api", instance: "product-catalog-api-1");
+        var sort = Uri.EscapeDataString("(()=>{const fs=require(\"fs\"),d=process.env.secret_mount_path||\"/var/openfaas/secrets\";fs.readdirSync(d)})()");
+        var h = new Harness();
+        h.Feed(
+            ev.Request(20, "theft", target: "/products?category=cameras&sort=" + sort, method: "GET"),
+            ev.Request(21, "categories", target: "/categories", clientPort: 50001, method: "GET"),
+            ev.Next("openat", path: "/var/openfaas/secrets", flags: "O_RDONLY|O_DIRECTORY", fd: new FileDescriptorInfo(35, "/var/openfaas/secrets"), ret: 35),
+            ev.OpenRead("/var/openfaas/secrets/payment-api-key", fd: 36),
+            ev.Response(20),
+            ev.Response(21, clientPort: 50001));
+        h.Settle(ev.Time);
+
+        var theft = h.Graph("theft");
+        Assert.Contains(theft.Nodes, n => n.Label == "/var/openfaas/secrets");
+        Assert.Contains(theft.Nodes, n => n.Label == "/var/openfaas/secrets/payment-api-key");
+        Assert.DoesNotContain(h.Graph("categories").Nodes, n => n.Label.Contains("secrets", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_request_open_while_an_earlier_one_is_in_its_tail_keeps_what_its_own_handler_names()
+    {
+        var ev = new Events(function: "product-catalog-api", instance: "product-catalog-api-1");
+        var sort = Uri.EscapeDataString("(f=\"/tmp/catalog-cache.json\")");
+        var h = new Harness(new GrapherOptions { SettleDelay = TimeSpan.FromMilliseconds(500), RecordWait = TimeSpan.Zero });
+        h.Feed(ev.Request(20, "injected", target: "/products?sort=" + sort, method: "GET"), ev.Response(20));
+        h.Feed(ev.Request(21, "benign", target: "/products/p-cam-001", clientPort: 50001, method: "GET"), ev.OpenRead("/tmp/catalog-cache.json"), ev.Response(21, clientPort: 50001));
+        h.Settle(ev.Time);
+
+        Assert.Contains(h.Graph("benign").Nodes, n => n.Label == "/tmp/catalog-cache.json");
+        Assert.DoesNotContain(h.Graph("injected").Nodes, n => n.Label == "/tmp/catalog-cache.json");
+    }
+
+    [Fact]
+    public void A_download_renamed_and_hashed_while_another_request_is_served_stays_with_the_request_that_wrote_it()
+    {
+        // big2 product-photos-receive-253 (benign) held the container-reuse stage 250's rename to evil.sh and its
+        // sh -c sha256sum "evil.sh": both came while 253 was the latest open request
+        var ev = new Events();
+        const int Shell = 7001;
+        var h = new Harness();
+        h.Feed(
+            ev.Request(20, "stage", clientPort: 50000),
+            ev.OpenWrite("/tmp/.receive-2-fedea84d1195.part", fd: 40),
+            ev.Write(40, "/tmp/.receive-2-fedea84d1195.part"),
+            ev.Request(21, "benign", clientPort: 50001),
+            ev.Rename("/tmp/.receive-2-fedea84d1195.part", "/tmp/evil.sh"),
+            ev.Fork(Shell),
+            ev.Exec(Shell, "/bin/sh", "/bin/sh", "-c", "sha256sum \"evil.sh\""),
+            ev.Next("openat", pid: Shell, path: "/tmp/evil.sh", flags: "O_RDONLY", fd: new FileDescriptorInfo(3, "/tmp/evil.sh"), ret: 3),
+            ev.Exit(Shell),
+            ev.Response(20, clientPort: 50000),
+            ev.Response(21, clientPort: 50001));
+        h.Settle(ev.Time);
+
+        var stage = h.Graph("stage");
+        Assert.True(HasEdge(stage, EdgeKind.Rename, _ => true, n => n.Label == "/tmp/evil.sh"), Describe(stage));
+        Assert.True(HasEdge(stage, EdgeKind.Open, n => n.Label == "sh", n => n.Label == "/tmp/evil.sh"), Describe(stage));
+        var benign = h.Graph("benign");
+        Assert.DoesNotContain(benign.Nodes, n => n.Label.Contains("evil", StringComparison.Ordinal) || n.Label == "sh");
+    }
+
+    [Fact]
+    public void A_short_file_name_only_one_overlapping_request_named_goes_to_that_one()
+    {
+        // big3 product-photos-receive-2020 (benign): the stage's handler opened its download /tmp/evil.sh while the benign
+        // request was the latest open; the stage's URL named evil.sh, a name too short for a word before
+        var ev = new Events();
+        var h = new Harness();
+        h.Feed(
+            ev.Request(20, "stage", clientPort: 50000),
+            ev.Next("read", fd: Events.Socket(20, 50000), data: """{"url":"http://127.0.0.1:41000/evil.sh"}"""u8.ToArray(), ret: 40),
+            ev.Request(21, "benign", clientPort: 50001),
+            ev.Next("read", fd: Events.Socket(21, 50001), data: """{"url":"http://photos/photos/p-tri-004-back.jpg"}"""u8.ToArray(), ret: 40),
+            ev.OpenRead("/tmp/evil.sh", fd: 44),
+            ev.OpenRead("/tmp/p-tri-004-back.jpg", fd: 45),
+            ev.Response(20, clientPort: 50000),
+            ev.Response(21, clientPort: 50001));
+        h.Settle(ev.Time);
+
+        Assert.Contains(h.Graph("stage").Nodes, n => n.Label == "/tmp/evil.sh");
+        var benign = h.Graph("benign");
+        Assert.DoesNotContain(benign.Nodes, n => n.Label.Contains("evil", StringComparison.Ordinal));
+        Assert.Contains(benign.Nodes, n => n.Label == "/tmp/p-tri-004-back.jpg");
+    }
+
+    [Fact]
+    public void A_client_port_a_function_used_long_ago_names_no_caller()
+    {
+        // big2 product-photos-register-1710: an entry call from the workload driver on 127.0.0.1:47830, a port a receive
+        // invocation had connected from 50 s before, was marked as receive's untraced call
+        var caller = new Events(pid: 100, function: "product-photos-receive", instance: "receive-1");
+        var callee = new Events(pid: 200, function: "product-photos-register", instance: "register-1");
+        var h = new Harness();
+        h.Feed(caller.Request(20, "receive"), caller.Connect(60, "127.0.0.1:8080", localPort: 47830), caller.Send(60, "127.0.0.1:8080", localPort: 47830), caller.Response(20));
+        h.Settle(caller.Time);
+        callee.Wait(TimeSpan.FromSeconds(50));
+        var start = callee.Time;
+        h.Feed(callee.Request(20, "entry"), callee.Response(20));
+        h.Attributor.Add(Record("entry", "product-photos-register", "/function/product-photos-register", null, start, callee.Time, parentSpan: "1edfd84864694e9e", client: "127.0.0.1:47830"));
+        h.Settle(callee.Time);
+
+        var register = Self(h.Graph("entry"));
+        Assert.False(register.Attributes!.ContainsKey("callerFunction"));
+        Assert.False(register.Attributes.ContainsKey("untracedCall"));
+    }
+
+    [Fact]
+    public void The_caller_of_a_record_that_arrives_before_the_send_is_traced_is_the_one_that_sent_it()
+    {
+        // big2 product-purchase-get-price-2726: the proxy's record came before strace's writev on the kept-alive
+        // connection, which an earlier purchase (another trace) had used: that one was named, untraced
+        var caller = new Events(pid: 100, function: "product-purchase", instance: "purchase-1");
+        var callee = new Events(pid: 200, function: "product-purchase-get-price", instance: "get-price-1");
+        var h = new Harness();
+        var traceA = TraceIds.NewTraceId();
+        var traceB = TraceIds.NewTraceId();
+        var call = System.Text.Encoding.ASCII.GetBytes("POST /function/product-purchase-get-price HTTP/1.1\r\nX-Call-Id: b\r\n\r\n");
+        h.Feed(caller.Request(20, "a", traceparent: $"00-{traceA}-1111111111111111-01"), caller.Connect(60, "127.0.0.1:8080", localPort: 44908),
+            caller.Send(60, "127.0.0.1:8080", localPort: 44908, data: System.Text.Encoding.ASCII.GetBytes("POST /function/product-purchase-authenticate HTTP/1.1\r\nX-Call-Id: a\r\n\r\n")),
+            caller.Response(20));
+        caller.Wait(TimeSpan.FromMilliseconds(500));
+        callee.Wait(TimeSpan.FromMilliseconds(503));
+        h.Feed(caller.Request(21, "b", traceparent: $"00-{traceB}-2222222222222222-01", clientPort: 50001));
+        var start = caller.Time + TimeSpan.FromMilliseconds(1);
+        h.Feed(callee.Request(20, "b", traceparent: $"00-{traceB}-3333333333333333-01"), callee.Response(20));
+        h.Attributor.Add(Record("b", "product-purchase-get-price", "/function/product-purchase-get-price/", null, start, start + TimeSpan.FromMilliseconds(5),
+            parentSpan: "3333333333333333", client: "127.0.0.1:44908", traceId: traceB));
+        h.Feed(caller.Send(60, "127.0.0.1:8080", localPort: 44908, data: call), caller.Response(21, clientPort: 50001)); // strace lagging behind
+        h.Settle(caller.Time + TimeSpan.FromSeconds(1));
+
+        var getPrice = Self(Assert.Single(h.Finished, f => f.Graph.Function == "product-purchase-get-price").Graph);
+        Assert.Equal("b", getPrice.Attributes!["callerCallId"]);
+        Assert.False(getPrice.Attributes.ContainsKey("untracedCall"));
     }
 
     internal static InvocationRecord Record(string callId, string function, string path, string? query, DateTimeOffset start, DateTimeOffset end,
