@@ -396,6 +396,10 @@ internal sealed class FakeMonitorApi
         app.MapGet("/api/invocations/{reference}/pcap", (string reference) => Find(reference) is { HasPcap: true }
             ? Results.Bytes(EmptyPcap, "application/vnd.tcpdump.pcap")
             : Results.Json(new { error = "no pcap" }, json, statusCode: 404));
+        // the contract: an invocation with no snapshots taken lists none
+        app.MapGet("/api/invocations/{reference}/snapshots", (string reference) => Find(reference) is not null
+            ? Results.Json(Array.Empty<object>())
+            : Results.NotFound(new { error = "no such invocation" }));
         app.MapGet("/api/traces/{traceId}", (string traceId) =>
         {
             var hops = entries.Where(e => e.Summary.TraceId == traceId).OrderBy(e => e.Summary.StartedAt).Select(e => e.Summary).ToList();
