@@ -22,6 +22,7 @@ internal sealed partial class VerdictPipeline
 {
     public const string MeterName = "FaaSMon.Monitor";
     private const int LatencySamples = 100_000;
+    private const int MaxBatch = 256;
 
     private static readonly Meter Meter = new(MeterName);
     private static readonly Histogram<double> FirstLatency = Meter.CreateHistogram<double>("faasmon_verdict_latency_ms", "ms", "response leaving the proxy → first verdict stored");
@@ -89,18 +90,33 @@ internal sealed partial class VerdictPipeline
     public async Task RunInvocationsAsync(ChannelReader<FinishedInvocation> invocations, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(invocations);
-        await foreach (var invocation in invocations.ReadAllAsync(ct))
+        var batch = new List<FinishedInvocation>(MaxBatch);
+        var finals = new HashSet<string>(StringComparer.Ordinal);
+        while (await invocations.WaitToReadAsync(ct))
         {
-            try
+            batch.Clear();
+            while (batch.Count < MaxBatch && invocations.TryRead(out var item))
             {
-                Handle(invocation);
+                batch.Add(item);
             }
-            catch (Exception e) when (e is not OperationCanceledException)
+
+            // In a burst, first verdicts first: the provisional graphs (unless their final one is already here, which
+            // supersedes them), then the finals, which revise verdicts a person already has.
+            finals.Clear();
+            finals.UnionWith(batch.Where(i => !i.Provisional).Select(i => i.Graph.GraphId));
+            foreach (var invocation in batch.Where(i => i.Provisional && !finals.Contains(i.Graph.GraphId)).Concat(batch.Where(i => !i.Provisional)))
             {
-                // a bug in one verdict's handling must not end the verdicts of all that follow
-                Interlocked.Increment(ref _failed);
-                _health.Report("grapher", ComponentHealth.Degraded, $"{invocation.Graph.GraphId}: {e.Message}");
-                LogHandlerFailed(_logger, e);
+                try
+                {
+                    Handle(invocation);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // a bug in one verdict's handling must not end the verdicts of all that follow
+                    Interlocked.Increment(ref _failed);
+                    _health.Report("grapher", ComponentHealth.Degraded, $"{invocation.Graph.GraphId}: {e.Message}");
+                    LogHandlerFailed(_logger, e);
+                }
             }
         }
     }
