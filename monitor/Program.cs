@@ -16,4 +16,7 @@ var root = new RootCommand("FaaSMon: provenance-graph intrusion detection for Op
     GraphCommand.Create(),
     ServeCommand.Create(),
 };
-return await root.Parse(args).InvokeAsync();
+// Ctrl-C or SIGTERM cancels the command's token; it then has this long to stop what it started (LocalFaaS and its
+// PostgreSQL, tracers, open invocations to store) before the process is ended. The default of 2 s cut that short and
+// left PostgreSQL running.
+return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(60) });
