@@ -174,7 +174,8 @@ public sealed class SnapshotResidentCoreTests(ITestOutputHelper output) : IDispo
         Assert.True(killedWhileFrozen, "the victim was not seen stopped");
         var failed = set.Instances.Single(i => i.Instance == "victim");
         Assert.Equal(SnapshotStatus.Failed, failed.Status);
-        Assert.Contains("exited during the core dump", failed.Error, StringComparison.Ordinal);
+        // the kill lands in the dump or, on a slow machine, just after it while /proc is read: either way "gone"
+        Assert.True(failed.Error!.Contains("exited during the core dump", StringComparison.Ordinal) || failed.Error.Contains("is gone", StringComparison.Ordinal), failed.Error);
         Assert.Empty(failed.Files);
         Assert.Equal(["snapshot.json"], Directory.GetFiles(Path.Combine(_dir, "verdict-r3", "victim")).Select(Path.GetFileName));
         Assert.Empty(Directory.GetFiles(_dir, "*.part", SearchOption.AllDirectories));
