@@ -432,41 +432,11 @@ internal sealed class VerdictStore : IDisposable
         return ReadSummaries(command);
     }
 
-    /// <summary>The invocation whose graph is <paramref name="graphId"/>.</summary>
-    public string? IdOfGraph(string graphId)
-    {
-        using var connection = Read();
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT id FROM invocations WHERE graph_id = $g LIMIT 1";
-        Bind(command, "$g", graphId);
-        return command.ExecuteScalar() as string;
-    }
-
     /// <summary>The graph file of an invocation (null when none was stored or retention removed it).</summary>
     public string? GraphPath(InvocationSummary summary)
     {
         ArgumentNullException.ThrowIfNull(summary);
         return summary.GraphFile is { } relative && File.Exists(Path.Combine(_graphs, relative)) ? Path.Combine(_graphs, relative) : null;
-    }
-
-    public string? TraceGraphPath(string traceId)
-    {
-        using var connection = Read();
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT graph_file FROM traces WHERE trace_id = $t";
-        Bind(command, "$t", traceId);
-        return command.ExecuteScalar() is string relative && File.Exists(Path.Combine(_graphs, relative)) ? Path.Combine(_graphs, relative) : null;
-    }
-
-    /// <summary>Invocations stored and how many of them are intrusions.</summary>
-    public (long Rows, long Intrusions) Counts()
-    {
-        using var connection = Read();
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT COUNT(*), COALESCE(SUM(verdict = 'intrusion'), 0) FROM invocations";
-        using var reader = command.ExecuteReader();
-        reader.Read();
-        return (reader.GetInt64(0), reader.GetInt64(1));
     }
 
     /// <summary>Removes what is beyond the retention limits, graph files first. Returns the rows removed.</summary>
