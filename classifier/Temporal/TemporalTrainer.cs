@@ -1,4 +1,7 @@
 using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
 using FaaSMon.Classifier.Models;
 using FaaSMon.Classifier.Native;
 using Microsoft.Extensions.Logging;
@@ -8,6 +11,19 @@ using static TorchSharp.torch;
 namespace FaaSMon.Classifier.Temporal;
 
 internal sealed record TemporalOptions(TemporalArch Arch = TemporalArch.Tgat, int Hidden = 32, int Heads = 2, int Layers = 2);
+
+/// <summary>What a network model file says about the model it holds.</summary>
+internal sealed record TemporalModelHeader(
+    TemporalArch Arch,
+    int Hidden,
+    int Heads,
+    int Layers,
+    int LayoutVersion,
+    int NodeFeatures,
+    int EdgeFeatures,
+    double WindowSeconds,
+    string WeightsSha256,
+    long WeightsLength);
 
 /// <summary>A trained network-view model; scores are attack probabilities, 0.5 the boundary.</summary>
 internal sealed class TemporalModel(TemporalOptions options, TemporalNet net) : IDisposable
@@ -44,14 +60,95 @@ internal sealed class TemporalModel(TemporalOptions options, TemporalNet net) : 
         return scores;
     }
 
-    public void Save(string path) => Net.save(path);
-
-    public static TemporalModel Load(TemporalOptions options, string path)
+    /// <summary>
+    /// Writes <c>FAASMON-TEMPORAL 1</c>, a JSON header (architecture, sizes, feature layout, the window length the model
+    /// was trained on, weights checksum), then the weights, as the provenance models' files do.
+    /// </summary>
+    public void Save(string path, double windowSeconds)
     {
-        var model = Create(options);
-        model.Net.load(path, strict: true);
+        using var weights = new MemoryStream();
+        Net.save(weights);
+        var bytes = weights.ToArray();
+        var header = new TemporalModelHeader(Options.Arch, Options.Hidden, Options.Heads, Options.Layers, TemporalFeatures.LayoutVersion,
+            TemporalFeatures.NodeFeatureCount, TemporalFeatures.EdgeFeatureCount, windowSeconds, Convert.ToHexString(SHA256.HashData(bytes)), bytes.Length);
+        using var file = File.Create(path);
+        file.Write(Encoding.UTF8.GetBytes($"{Magic}\n{JsonSerializer.Serialize(header, HeaderJson)}\n"));
+        file.Write(bytes);
+    }
+
+    /// <exception cref="ModelFileException">Not a network model file, corrupt, or for another feature layout.</exception>
+    /// <exception cref="TorchUnavailableException">Torch cannot load on this machine.</exception>
+    public static TemporalModel Load(string path, out double windowSeconds)
+    {
+        byte[] content;
+        try
+        {
+            content = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ModelFileException(path, e.Message, e);
+        }
+
+        var firstNewline = Array.IndexOf(content, (byte)'\n');
+        var secondNewline = firstNewline < 0 ? -1 : Array.IndexOf(content, (byte)'\n', firstNewline + 1);
+        if (secondNewline < 0 || Encoding.UTF8.GetString(content, 0, firstNewline) != Magic)
+        {
+            throw new ModelFileException(path, $"not a FaaSMon network model file (it must start with \"{Magic}\"; faasmon train --task network writes one)");
+        }
+
+        TemporalModelHeader header;
+        try
+        {
+            header = JsonSerializer.Deserialize<TemporalModelHeader>(content.AsSpan(firstNewline + 1, secondNewline - firstNewline - 1), HeaderJson)
+                ?? throw new ModelFileException(path, "empty header");
+        }
+        catch (JsonException e)
+        {
+            throw new ModelFileException(path, $"unreadable header: {e.Message}", e);
+        }
+
+        if (header.LayoutVersion != TemporalFeatures.LayoutVersion || header.NodeFeatures != TemporalFeatures.NodeFeatureCount || header.EdgeFeatures != TemporalFeatures.EdgeFeatureCount)
+        {
+            throw new ModelFileException(path,
+                $"trained on temporal feature layout {header.LayoutVersion} ({header.NodeFeatures} node, {header.EdgeFeatures} edge features); " +
+                $"this build uses layout {TemporalFeatures.LayoutVersion} ({TemporalFeatures.NodeFeatureCount}, {TemporalFeatures.EdgeFeatureCount}): retrain");
+        }
+
+        if (header.WindowSeconds is not (> 0 and <= 3600) || header.Hidden is < 1 or > 4096 || header.Heads < 1 || header.Hidden % header.Heads != 0)
+        {
+            throw new ModelFileException(path, $"header out of range (window {header.WindowSeconds} s, hidden {header.Hidden}, heads {header.Heads})");
+        }
+
+        var weightsStart = secondNewline + 1;
+        var weights = content.AsSpan(weightsStart);
+        if (weights.Length != header.WeightsLength || Convert.ToHexString(SHA256.HashData(weights)) != header.WeightsSha256)
+        {
+            throw new ModelFileException(path, $"weights are corrupt or truncated ({weights.Length} of {header.WeightsLength} bytes, checksum mismatch)");
+        }
+
+        var model = Create(new TemporalOptions(header.Arch, header.Hidden, header.Heads, header.Layers));
+        try
+        {
+            using var stream = new MemoryStream(content, weightsStart, weights.Length, writable: false);
+            model.Net.load(stream, strict: true);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException or EndOfStreamException)
+        {
+            model.Dispose();
+            throw new ModelFileException(path, $"weights do not fit a {header.Arch} network of hidden {header.Hidden}: {e.Message}", e);
+        }
+
+        windowSeconds = header.WindowSeconds;
         return model;
     }
+
+    private const string Magic = "FAASMON-TEMPORAL 1";
+
+    private static readonly JsonSerializerOptions HeaderJson = new(JsonSerializerDefaults.Web)
+    {
+        Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() },
+    };
 
     public void Dispose() => Net.Dispose();
 }

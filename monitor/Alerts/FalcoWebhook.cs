@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text.Json.Serialization;
 using System.Threading.Channels;
 using FaaSMon.Core;
+using FaaSMon.Monitor.Store;
 using Microsoft.Extensions.Logging;
 
 namespace FaaSMon.Monitor.Alerts;
@@ -43,6 +44,33 @@ internal sealed record FalcoAlert(
                 ["faasmon.instance"] = instance,
                 ["faasmon.score"] = verdict.Score?.ToString("F4", CultureInfo.InvariantCulture),
                 ["faasmon.model"] = verdict.ModelName,
+            });
+    }
+
+    /// <summary>The alert for a network window the network model flagged, on the invocation whose flows were in it.</summary>
+    public static FalcoAlert ForNetwork(NetworkVerdict verdict, string invocationId, string? callId, string? traceId, string? function, string? instance, DateTimeOffset time)
+    {
+        ArgumentNullException.ThrowIfNull(verdict);
+        return new FalcoAlert(
+            time,
+            $"network:{verdict.Model}",
+            "Critical",
+            string.Create(CultureInfo.InvariantCulture,
+                $"{time:HH:mm:ss.fffffff}: Critical FaaSMon network intrusion in function {function} (invocation={invocationId} call_id={callId} trace_id={traceId}): " +
+                $"the {verdict.WindowSeconds:0.###} s window at {verdict.WindowStart:HH:mm:ss.fff} ({verdict.Edges} flows, {verdict.Flows} of them this invocation's) scored {verdict.Score:F3}"),
+            "faasmon",
+            Environment.MachineName,
+            ["faasmon", "serverless", "openfaas", "network"],
+            new Dictionary<string, string?>(StringComparer.Ordinal)
+            {
+                ["faasmon.invocation"] = invocationId,
+                ["faasmon.call_id"] = callId,
+                ["faasmon.trace_id"] = traceId,
+                ["faasmon.function"] = function,
+                ["faasmon.instance"] = instance,
+                ["faasmon.score"] = verdict.Score.ToString("F4", CultureInfo.InvariantCulture),
+                ["faasmon.model"] = verdict.Model,
+                ["faasmon.network.window"] = verdict.WindowStart.ToString("O", CultureInfo.InvariantCulture),
             });
     }
 }

@@ -145,6 +145,15 @@ internal static partial class ApiEndpoints
             body["verdict"] = JsonNode.Parse(verdict);
         }
 
+        if (store.NetworkVerdicts(id) is { Count: > 0 } windows)
+        {
+            body["network"] = new JsonObject
+            {
+                ["verdict"] = found.Summary.Network,
+                ["windows"] = JsonSerializer.SerializeToNode(windows, Json),
+            };
+        }
+
         return Results.Text(body.ToJsonString(), "application/json; charset=utf-8");
     }
 

@@ -25,6 +25,33 @@ internal static class NetworkEvalTask
 
     public static bool Selected(ParseResult parse) => parse.GetValue(Task) == "network";
 
+    /// <summary><c>faasmon train --task network</c>: one model on every window, for <c>serve --network-model</c>.</summary>
+    public static int Train(ParseResult parse, string modelPath, ILoggerFactory logging) => TrainCommand.Run(() =>
+    {
+        var dataset = TemporalEvaluator.LoadDataset(parse.GetValue(TrainCommand.Data)!.FullName);
+        var windows = dataset.Select(g => g.WindowSeconds).Distinct().ToList();
+        if (windows.Count != 1)
+        {
+            throw new DatasetException($"the samples have {windows.Count} window lengths ({string.Join(", ", windows)} s): a network model is for one");
+        }
+
+        var arch = parse.GetResult(TrainCommand.Arch) is { Implicit: false } ? parse.GetValue(TrainCommand.Arch)! : "tgat";
+        if (arch is not ("tgat" or "gcn"))
+        {
+            throw new ArgumentException($"--arch {arch}: a network model is tgat or gcn");
+        }
+
+        var epochs = parse.GetResult(TrainCommand.Epochs) is { Implicit: false } ? parse.GetValue(TrainCommand.Epochs) : DefaultEpochs;
+        var training = new TrainingOptions(Epochs: epochs, BatchSize: 32, LearningRate: 0.003, Seed: parse.GetValue(TrainCommand.Seed));
+        Console.WriteLine($"{dataset.Count} windows of {windows[0]} s: {string.Join(", ", dataset.GroupBy(d => d.Label).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Count()} {g.Key}"))}");
+        var graphs = dataset.Select(g => new LabeledTemporalGraph(TemporalFeatures.From(g), g.IsAttack, g.Label)).ToList();
+        using var model = new TemporalTrainer(logging.CreateLogger<TemporalTrainer>()).Train(
+            new TemporalOptions(Enum.Parse<TemporalArch>(arch, ignoreCase: true), Hidden: parse.GetValue(TrainCommand.Hidden)), training, graphs,
+            r => Console.WriteLine($"epoch {r.Epoch,3}: loss {r.Loss:F4} ({r.Elapsed.TotalMilliseconds:F0} ms)"));
+        model.Save(modelPath, windows[0]);
+        Console.WriteLine($"{model.Name} written to {modelPath}");
+    });
+
     public static int Run(ParseResult parse, Option<int> folds, Option<DirectoryInfo> outDirectory, ILoggerFactory logging) => TrainCommand.Run(() =>
     {
         var dataset = TemporalEvaluator.LoadDataset(parse.GetValue(TrainCommand.Data)!.FullName);

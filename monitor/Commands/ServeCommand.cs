@@ -66,6 +66,16 @@ internal static class ServeCommand
         Description = "Docker Engine socket (unix:///var/run/docker.sock) for snapshots alongside OpenFaaS (docker commit, checkpoint where CRIU works).",
     };
 
+    public static readonly Option<FileInfo?> NetworkModel = new("--network-model")
+    {
+        Description = "Network model from `faasmon train --task network` (TGAT or GCN): the traffic on --network-interface is cut into its " +
+            "windows and each window's verdict joins the invocations whose packet flows are in it. Off without one.",
+    };
+
+    public static readonly Option<string?> NetworkInterface = new("--network-interface") { Description = "Interface the network view captures (default lo, where LocalFaaS traffic passes)." };
+
+    public static readonly Option<string?> NetworkFilter = new("--network-filter") { Description = "libpcap filter for the network view (default: every frame)." };
+
     public static readonly Option<bool> Verbose = new("--verbose", "-v") { Description = "Log more." };
 
     public static Command Create()
@@ -76,7 +86,8 @@ internal static class ServeCommand
             "proxy, the tracer and the grapher in this process (needs root). Settings also come from appsettings.json and " +
             "FAASMON_Monitor__* environment variables; the command line wins.")
         {
-            Listen, ProxyData, TraceEvents, DataDir, SecretsDir, Model, Rules, AlertWebhook, Gateway, Backend, NoPcap, MaxInvocations, Retention, Snapshots, DockerHost, Verbose,
+            Listen, ProxyData, TraceEvents, DataDir, SecretsDir, Model, Rules, AlertWebhook, Gateway, Backend, NoPcap, MaxInvocations, Retention, Snapshots, DockerHost,
+            NetworkModel, NetworkInterface, NetworkFilter, Verbose,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -103,6 +114,9 @@ internal static class ServeCommand
             Set(nameof(ServeOptions.MaxInvocations), parse.GetValue(MaxInvocations)?.ToString(CultureInfo.InvariantCulture));
             Set(nameof(ServeOptions.Snapshots), parse.GetValue(Snapshots));
             Set(nameof(ServeOptions.DockerHost), parse.GetValue(DockerHost));
+            Set(nameof(ServeOptions.NetworkModel), parse.GetValue(NetworkModel)?.FullName);
+            Set(nameof(ServeOptions.NetworkInterface), parse.GetValue(NetworkInterface));
+            Set(nameof(ServeOptions.NetworkFilter), parse.GetValue(NetworkFilter));
             Set(nameof(ServeOptions.Retention), parse.GetValue(Retention)?.ToString("c", CultureInfo.InvariantCulture));
             ServeHost host;
             try
@@ -114,8 +128,9 @@ internal static class ServeCommand
                 await Console.Error.WriteLineAsync("faasmon serve: " + string.Join(Environment.NewLine + "faasmon serve: ", e.Failures));
                 return 2;
             }
-            catch (InvalidOperationException e)
+            catch (Exception e) when (e is InvalidOperationException or IOException)
             {
+                // e.g. the --listen or --gateway address is taken: one line, not a stack trace
                 await Console.Error.WriteLineAsync("faasmon serve: " + e.Message);
                 return 2;
             }

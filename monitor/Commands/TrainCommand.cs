@@ -18,7 +18,7 @@ internal static class TrainCommand
 
     public static readonly Option<string> Arch = new("--arch")
     {
-        Description = "Message passing: gin, sage or gcn (the FaaSMon paper's baseline).",
+        Description = "Message passing: gin, sage or gcn (the FaaSMon paper's baseline); with --task network, tgat (the default there) or gcn.",
         DefaultValueFactory = _ => "gin",
     };
 
@@ -44,16 +44,28 @@ internal static class TrainCommand
 
     public static Command Create()
     {
-        var command = new Command("train", "Train a graph classifier on a dataset of provenance graphs and write a model file.")
+        var command = new Command("train",
+            "Train a graph classifier on a dataset of provenance graphs and write a model file (serve --model); " +
+            "with --task network, a TGAT (or GCN) on netcollect's windows (serve --network-model).")
         {
-            Data, ModelFile, Arch, Mode, Epochs, Hidden, Layers, Seed, LocalFaasCommand.Verbose,
+            Data, ModelFile, Arch, Mode, Epochs, Hidden, Layers, Seed, LocalFaasCommand.Verbose, NetworkEvalTask.Task,
         };
         command.SetAction(parse =>
         {
             using var logging = CliLogging.Create(parse.GetValue(LocalFaasCommand.Verbose));
+            if (NetworkEvalTask.Selected(parse))
+            {
+                return NetworkEvalTask.Train(parse, parse.GetValue(ModelFile)!.FullName, logging);
+            }
+
             return Run(() =>
             {
                 var dataset = GraphDataset.Load(parse.GetValue(Data)!.FullName);
+                if (parse.GetValue(Arch) == "tgat")
+                {
+                    throw new ArgumentException("--arch tgat is a network model: add --task network");
+                }
+
                 var options = GnnOptions(parse);
                 var graphs = dataset.Select(d => new LabeledGraph(GraphFeatures.From(d.Graph), d.IsAttack, d.Label)).ToList();
                 Console.WriteLine($"{dataset.Count} graphs: {string.Join(", ", dataset.GroupBy(d => d.Label).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Count()} {g.Key}"))}");
@@ -73,9 +85,9 @@ internal static class TrainCommand
     {
         Arch.Validators.Add(r =>
         {
-            if (!Enum.TryParse<GnnArch>(r.GetValueOrDefault<string>(), ignoreCase: true, out _))
+            if (r.GetValueOrDefault<string>() != "tgat" && !Enum.TryParse<GnnArch>(r.GetValueOrDefault<string>(), ignoreCase: true, out _))
             {
-                r.AddError("--arch must be gin, sage or gcn");
+                r.AddError("--arch must be gin, sage or gcn (or tgat with --task network)");
             }
         });
         Mode.Validators.Add(r =>

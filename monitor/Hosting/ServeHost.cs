@@ -4,6 +4,9 @@ using System.Net;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using FaaSMon.Classifier.Inference;
+using FaaSMon.Classifier.Models;
+using FaaSMon.Classifier.Native;
+using FaaSMon.Classifier.Temporal;
 using FaaSMon.Core;
 using FaaSMon.Grapher;
 using FaaSMon.Monitor.Alerts;
@@ -83,6 +86,17 @@ internal sealed class ServeOptions
     /// <summary>Docker Engine socket (e.g. unix:///var/run/docker.sock): snapshots alongside OpenFaaS by docker commit.</summary>
     public string? DockerHost { get; set; }
 
+    /// <summary>Network model (faasmon train --task network); the network view is off without one.</summary>
+    public string? NetworkModel { get; set; }
+
+    /// <summary>Where the network view captures: the interface the function containers' traffic passes.</summary>
+    [RegularExpression("^[A-Za-z0-9_.:@-]{1,15}$")]
+    public string NetworkInterface { get; set; } = "lo";
+
+    /// <summary>A libpcap filter for the network view; null = every frame.</summary>
+    [StringLength(1000)]
+    public string? NetworkFilter { get; set; }
+
     [Range(100, 100_000_000)]
     public int MaxInvocations { get; set; } = 200_000;
 
@@ -129,6 +143,11 @@ internal sealed class ServeOptionsValidator : IValidateOptions<ServeOptions>
             errors.Add($"--model {model}: no such file");
         }
 
+        if (options.NetworkModel is { } networkModel && !File.Exists(networkModel))
+        {
+            errors.Add($"--network-model {networkModel}: no such file");
+        }
+
         if (options.Rules is { } rules && !File.Exists(rules))
         {
             errors.Add($"--rules {rules}: no such file");
@@ -158,6 +177,7 @@ internal sealed partial class ServeHost : IAsyncDisposable
     private MonitoredStack? _stack;
     private InvocationGrapher? _grapher;
     private FalcoWebhook? _alerts;
+    private NetworkWatch? _network;
     private int _disposed;
 
     private ServeHost(WebApplication app) => _app = app;
@@ -178,6 +198,9 @@ internal sealed partial class ServeHost : IAsyncDisposable
     public ApiCredentials Credentials => _app.Services.GetRequiredService<ApiCredentials>();
 
     public ServeOptions Options => _app.Services.GetRequiredService<IOptions<ServeOptions>>().Value;
+
+    /// <summary>The network view; null when no network model is configured or it could not be loaded.</summary>
+    public NetworkWatch? Network => _network;
 
     /// <summary>Builds and starts the host.</summary>
     /// <exception cref="OptionsValidationException">The configuration is wrong; the message lists every mistake.</exception>
@@ -300,6 +323,14 @@ internal sealed partial class ServeHost : IAsyncDisposable
             .Replace("[::]", "127.0.0.1", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal) + "/");
 
         var loggers = app.Services.GetRequiredService<ILoggerFactory>();
+        _network = StartNetworkView(options, health, loggers);
+        var network = _network;
+        void AddFlow(PacketFlow flow)
+        {
+            Store.AddFlow(flow);
+            network?.AddFlow(flow);
+        }
+
         var grapherOptions = new GrapherOptions { ProvisionalGraphs = true };
         if (options.AllInOne)
         {
@@ -313,7 +344,7 @@ internal sealed partial class ServeHost : IAsyncDisposable
                 Pcap = options.Pcap,
                 Grapher = grapherOptions,
                 OnRecord = pipeline.AddRecord,
-                OnFlow = Store.AddFlow,
+                OnFlow = AddFlow,
                 Verbose = verbose,
             }, loggers, ct);
             health.Report("pipeline", ComponentHealth.Running, $"LocalFaaS behind the proxy at {_stack.GatewayUrl}");
@@ -338,7 +369,7 @@ internal sealed partial class ServeHost : IAsyncDisposable
             _components.Add(health.Supervise("proxy-flows", t => flows.RunAsync(line =>
             {
                 var flow = JsonSerializer.Deserialize<PacketFlow>(line, FileJson) ?? throw new JsonException("null flow");
-                Store.AddFlow(flow);
+                AddFlow(flow);
                 grapher.TryWrite(flow);
             }, t), _stopping.Token));
             _components.Add(health.Supervise("trace-events", t => events.RunAsync(line =>
@@ -372,6 +403,36 @@ internal sealed partial class ServeHost : IAsyncDisposable
             }
             while (await timer.WaitForNextTickAsync(t));
         }, _stopping.Token));
+    }
+
+    /// <summary>
+    /// Loads the network model and starts capturing, supervised: a model that cannot load or an interface that cannot be
+    /// captured is reported on /healthz as the network component, and everything else runs on.
+    /// </summary>
+    private NetworkWatch? StartNetworkView(ServeOptions options, ComponentHealth health, ILoggerFactory loggers)
+    {
+        if (options.NetworkModel is not { } path)
+        {
+            health.Report("network", ComponentHealth.Running, "off (no --network-model)");
+            return null;
+        }
+
+        TemporalModel model;
+        double windowSeconds;
+        try
+        {
+            model = TemporalModel.Load(path, out windowSeconds);
+        }
+        catch (Exception e) when (e is ModelFileException or TorchUnavailableException)
+        {
+            health.Report("network", ComponentHealth.Failed, e.Message);
+            return null;
+        }
+
+        var watch = new NetworkWatch(new NetworkWatchOptions(options.NetworkInterface, options.NetworkFilter), model, windowSeconds, Store, _alerts,
+            loggers.CreateLogger<NetworkWatch>());
+        _components.Add(health.Supervise("network", watch.RunAsync, _stopping.Token));
+        return watch;
     }
 
     /// <summary>Stops the sources, builds every open invocation and stores its verdict (graceful shutdown).</summary>
@@ -416,6 +477,8 @@ internal sealed partial class ServeHost : IAsyncDisposable
             {
                 await _alerts.DisposeAsync();
             }
+
+            _network?.Dispose();
         }
         finally
         {

@@ -49,7 +49,15 @@ internal sealed record InvocationSummary(
 
     [JsonIgnore]
     public string? CallerGraphId { get; init; }
+
+    /// <summary>The network view's verdict on the windows this invocation's flows were in: intrusion, benign, or null (none scored).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Network { get; init; }
 }
+
+/// <summary>A network window's verdict, joined to an invocation whose packet flows were in it.</summary>
+/// <param name="Flows">Edges of the window that are this invocation's flows.</param>
+internal sealed record NetworkVerdict(DateTimeOffset WindowStart, double WindowSeconds, double Score, bool Intrusion, string Model, int Flows, int Nodes, int Edges);
 
 /// <summary>Filter and page of <see cref="VerdictStore.List"/>; <see cref="Cursor"/> is the last row of the previous page.</summary>
 internal sealed record InvocationQuery(string? Function, string? Verdict, DateTimeOffset? Since, int Limit, (long StartedMs, string Id)? Cursor);
@@ -68,7 +76,7 @@ internal sealed record StoredInvocation(InvocationSummary Summary, string? Recor
 /// </summary>
 internal sealed class VerdictStore : IDisposable
 {
-    private const int SchemaVersion = 1;
+    private const int SchemaVersion = 2;
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {
@@ -123,9 +131,15 @@ internal sealed class VerdictStore : IDisposable
             return;
         }
 
-        if (version != 0)
+        if (version is not (0 or 1))
         {
             throw new InvalidDataException($"{_connectionString}: schema version {version}, this FaaSMon reads {SchemaVersion}");
+        }
+
+        if (version == 1)
+        {
+            Execute(_writer, NetworkSchema + "PRAGMA user_version = 2;");
+            return;
         }
 
         Execute(_writer, """
@@ -150,8 +164,62 @@ internal sealed class VerdictStore : IDisposable
             CREATE INDEX IF NOT EXISTS flows_span ON flows (span_id);
             CREATE INDEX IF NOT EXISTS flows_first ON flows (first_ms);
             CREATE TABLE IF NOT EXISTS traces (trace_id TEXT PRIMARY KEY, graph_file TEXT NOT NULL, built_ms INTEGER NOT NULL);
-            PRAGMA user_version = 1;
-            """);
+            """ + NetworkSchema + "PRAGMA user_version = 2;");
+    }
+
+    /// <summary>Version 2: network-window verdicts per invocation (no column named id: the summary's subquery reads the outer one).</summary>
+    private const string NetworkSchema = """
+        CREATE TABLE IF NOT EXISTS network_verdicts (
+            span_id TEXT NOT NULL, window_ms INTEGER NOT NULL, window_seconds REAL NOT NULL, score REAL NOT NULL,
+            intrusion INTEGER NOT NULL, model TEXT NOT NULL, flows INTEGER NOT NULL, nodes INTEGER NOT NULL, edges INTEGER NOT NULL,
+            PRIMARY KEY (span_id, window_ms));
+        CREATE INDEX IF NOT EXISTS network_window ON network_verdicts (window_ms);
+
+        """;
+
+    /// <summary>A network window's verdict for the invocation of span <paramref name="spanId"/> (once per window: a repeat replaces it).</summary>
+    public void AddNetworkVerdict(string spanId, NetworkVerdict verdict)
+    {
+        ArgumentNullException.ThrowIfNull(spanId);
+        ArgumentNullException.ThrowIfNull(verdict);
+        lock (_write)
+        {
+            using var command = _writer.CreateCommand();
+            command.CommandText = """
+                INSERT INTO network_verdicts (span_id, window_ms, window_seconds, score, intrusion, model, flows, nodes, edges)
+                VALUES ($span, $window, $seconds, $score, $intrusion, $model, $flows, $nodes, $edges)
+                ON CONFLICT (span_id, window_ms) DO UPDATE SET score = excluded.score, intrusion = excluded.intrusion, model = excluded.model,
+                    flows = excluded.flows, nodes = excluded.nodes, edges = excluded.edges, window_seconds = excluded.window_seconds
+                """;
+            Bind(command, "$span", spanId);
+            Bind(command, "$window", verdict.WindowStart.ToUnixTimeMilliseconds());
+            Bind(command, "$seconds", verdict.WindowSeconds);
+            Bind(command, "$score", verdict.Score);
+            Bind(command, "$intrusion", verdict.Intrusion ? 1 : 0);
+            Bind(command, "$model", verdict.Model);
+            Bind(command, "$flows", verdict.Flows);
+            Bind(command, "$nodes", verdict.Nodes);
+            Bind(command, "$edges", verdict.Edges);
+            command.ExecuteNonQuery();
+        }
+    }
+
+    /// <summary>The network windows an invocation's flows were in, oldest first.</summary>
+    public IReadOnlyList<NetworkVerdict> NetworkVerdicts(string id)
+    {
+        using var connection = Read();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT window_ms, window_seconds, score, intrusion, model, flows, nodes, edges FROM network_verdicts WHERE span_id = $s ORDER BY window_ms LIMIT 1000";
+        Bind(command, "$s", id);
+        var verdicts = new List<NetworkVerdict>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            verdicts.Add(new NetworkVerdict(DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(0)), reader.GetDouble(1), reader.GetDouble(2),
+                reader.GetInt64(3) != 0, reader.GetString(4), reader.GetInt32(5), reader.GetInt32(6), reader.GetInt32(7)));
+        }
+
+        return verdicts;
     }
 
     /// <summary>The proxy saw a function invocation: a pending row until its graph is classified.</summary>
@@ -489,7 +557,8 @@ internal sealed class VerdictStore : IDisposable
 
             using var traces = _writer.CreateCommand();
             traces.Transaction = transaction;
-            traces.CommandText = "DELETE FROM traces WHERE built_ms < $cutoff; DELETE FROM flows WHERE first_ms < (SELECT COALESCE(MIN(started_ms), 0) FROM invocations) - 60000;";
+            traces.CommandText = "DELETE FROM traces WHERE built_ms < $cutoff; DELETE FROM flows WHERE first_ms < (SELECT COALESCE(MIN(started_ms), 0) FROM invocations) - 60000; " +
+                "DELETE FROM network_verdicts WHERE window_ms < (SELECT COALESCE(MIN(started_ms), 0) FROM invocations) - 60000;";
             Bind(traces, "$cutoff", cutoff);
             traces.ExecuteNonQuery();
             transaction.Commit();
@@ -505,9 +574,10 @@ internal sealed class VerdictStore : IDisposable
     }
 
     private const string SummaryColumns =
-        "id, call_id, function, instance, trace_id, parent_id, method, path, status, started_ms, duration_ms, verdict, score, model, rules, ambiguous, truncated, final, graph_file, pcap_file, graph_id, caller_graph_id";
+        "id, call_id, function, instance, trace_id, parent_id, method, path, status, started_ms, duration_ms, verdict, score, model, rules, ambiguous, truncated, final, graph_file, pcap_file, graph_id, caller_graph_id, " +
+        "(SELECT CASE MAX(intrusion) WHEN 1 THEN 'intrusion' WHEN 0 THEN 'benign' END FROM network_verdicts WHERE span_id = id)";
 
-    private const int SummaryColumnCount = 22;
+    private const int SummaryColumnCount = 23;
 
     private static List<InvocationSummary> ReadSummaries(SqliteCommand command)
     {
@@ -539,6 +609,7 @@ internal sealed class VerdictStore : IDisposable
             PcapFile = Text(19),
             GraphId = Text(20),
             CallerGraphId = Text(21),
+            Network = Text(22),
         };
     }
 

@@ -25,35 +25,60 @@ internal sealed class BridgeCapture : IDisposable
     public long Received => Interlocked.Read(ref _received);
 
     /// <exception cref="TestbedCaptureException">libpcap missing, no rights, or no such interface in that namespace.</exception>
-    public static BridgeCapture Start(NamespaceThread bridgeNamespace, string interfaceName)
+    public static BridgeCapture Start(NamespaceThread bridgeNamespace, string interfaceName) =>
+        Start(bridgeNamespace.Run(() => Open(interfaceName, $"namespace {bridgeNamespace.Namespace}", DeviceModes.Promiscuous, filter: null)));
+
+    /// <summary>
+    /// Live capture on an interface of this process's own network namespace (the monitor's network view: the function
+    /// containers' traffic), not promiscuous, optionally with a kernel BPF filter.
+    /// </summary>
+    /// <exception cref="TestbedCaptureException">libpcap missing, no rights, no such interface, or a filter libpcap rejects.</exception>
+    public static BridgeCapture StartHere(string interfaceName, string? filter) =>
+        Start(Open(interfaceName, "this namespace", DeviceModes.None, filter));
+
+    private static BridgeCapture Start(LibPcapLiveDevice device)
     {
-        var device = bridgeNamespace.Run(() =>
-        {
-            try
-            {
-                // New(), not Instance: the cached list was enumerated in whatever namespace first asked.
-                var found = LibPcapLiveDeviceList.New().FirstOrDefault(d => d.Name == interfaceName)
-                    ?? throw new TestbedCaptureException($"no interface {interfaceName} in namespace {bridgeNamespace.Namespace}");
-                found.Open(new DeviceConfiguration
-                {
-                    Mode = DeviceModes.Promiscuous,
-                    ReadTimeout = 50,
-                    Immediate = true,
-                    Snaplen = 256,
-                    BufferSize = 16 * 1024 * 1024,
-                });
-                return found;
-            }
-            catch (Exception e) when (e is PcapException or DllNotFoundException or TypeInitializationException)
-            {
-                throw new TestbedCaptureException($"capture on {interfaceName} in {bridgeNamespace.Namespace} failed: {e.Message} " +
-                    "(needs Debian libpcap0.8 and root or CAP_NET_RAW+CAP_NET_ADMIN)", e);
-            }
-        });
         var capture = new BridgeCapture(device);
         device.OnPacketArrival += capture.OnPacketArrival;
         device.StartCapture();
         return capture;
+    }
+
+    private static LibPcapLiveDevice Open(string interfaceName, string where, DeviceModes mode, string? filter)
+    {
+        try
+        {
+            // New(), not Instance: the cached list was enumerated in whatever namespace first asked.
+            var found = LibPcapLiveDeviceList.New().FirstOrDefault(d => d.Name == interfaceName)
+                ?? throw new TestbedCaptureException($"no interface {interfaceName} in {where}");
+            found.Open(new DeviceConfiguration
+            {
+                Mode = mode,
+                ReadTimeout = 50,
+                Immediate = true,
+                Snaplen = 256,
+                BufferSize = 16 * 1024 * 1024,
+            });
+            if (!string.IsNullOrWhiteSpace(filter))
+            {
+                try
+                {
+                    found.Filter = filter;
+                }
+                catch (PcapException e)
+                {
+                    found.Close();
+                    throw new TestbedCaptureException($"capture filter \"{filter}\" rejected by libpcap: {e.Message}", e);
+                }
+            }
+
+            return found;
+        }
+        catch (Exception e) when (e is PcapException or DllNotFoundException or TypeInitializationException)
+        {
+            throw new TestbedCaptureException($"capture on {interfaceName} in {where} failed: {e.Message} " +
+                "(needs Debian libpcap0.8 and root or CAP_NET_RAW+CAP_NET_ADMIN)", e);
+        }
     }
 
     private void OnPacketArrival(object sender, PacketCapture e)

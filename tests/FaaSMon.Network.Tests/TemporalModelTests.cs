@@ -40,10 +40,22 @@ public sealed class TemporalModelTests
         var path = Path.Combine(Path.GetTempPath(), $"faasmon-tgat-{Guid.NewGuid():N}.bin");
         try
         {
-            model.Save(path);
-            using var loaded = TemporalModel.Load(options, path);
+            model.Save(path, windowSeconds: 2);
+            using var loaded = TemporalModel.Load(path, out var window);
+            Assert.Equal(2, window);
+            Assert.Equal(options, loaded.Options);
             var features = labeled.Select(g => g.Features).ToList();
             Assert.Equal(model.Predict(features), loaded.Predict(features));
+
+            // one flipped weight byte, a cut file, another kind of file: each a clear ModelFileException
+            var bytes = File.ReadAllBytes(path);
+            bytes[^10] ^= 0x5A;
+            File.WriteAllBytes(path, bytes);
+            Assert.Contains("checksum", Assert.Throws<ModelFileException>(() => TemporalModel.Load(path, out _)).Message, StringComparison.Ordinal);
+            File.WriteAllBytes(path, bytes[..(bytes.Length / 2)]);
+            Assert.Contains("truncated", Assert.Throws<ModelFileException>(() => TemporalModel.Load(path, out _)).Message, StringComparison.Ordinal);
+            File.WriteAllText(path, "FAASMON-GNN 1\n{}\n");
+            Assert.Contains("network model", Assert.Throws<ModelFileException>(() => TemporalModel.Load(path, out _)).Message, StringComparison.Ordinal);
         }
         finally
         {
