@@ -21,6 +21,12 @@ public sealed record FinishedInvocation(
     /// <see cref="GrapherOptions.ProvisionalGraphs"/>); the final graph of the same <see cref="ProvenanceGraph.GraphId"/> follows.
     /// </summary>
     public bool Provisional { get; init; }
+
+    /// <summary>Wall clock when the event that closed the window was processed (the tracer's lag ends there).</summary>
+    public DateTimeOffset? ClosedSeenUtc { get; init; }
+
+    /// <summary>Wall clock when this graph was built.</summary>
+    public DateTimeOffset BuiltUtc { get; init; }
 }
 
 /// <summary>The invocation a call came from, found by the client endpoint the proxy saw.</summary>
@@ -666,6 +672,7 @@ public sealed class InvocationAttributor
     {
         window.Closed = time < window.Opened ? window.Opened : time;
         window.CloseReason = reason;
+        window.ClosedSeen = DateTimeOffset.UtcNow;
     }
 
     private void Apply(Window window, ProcessTrack process, SyscallEvent evt)
@@ -1041,6 +1048,8 @@ public sealed class InvocationAttributor
         return new FinishedInvocation(built, self, record, spanId, record?.ParentSpanId, traceId, window.CloseReason ?? "shutdown", window.Caller)
         {
             Provisional = provisional,
+            ClosedSeenUtc = window.ClosedSeen,
+            BuiltUtc = DateTimeOffset.UtcNow,
         };
     }
 
@@ -1330,6 +1339,8 @@ public sealed class InvocationAttributor
         public DateTimeOffset? Closed { get; set; }
 
         public string? CloseReason { get; set; }
+
+        public DateTimeOffset? ClosedSeen { get; set; }
 
         public HashSet<int> LiveChildren { get; } = [];
 

@@ -34,6 +34,11 @@ internal sealed record DemoReport(
     double FirstGraphP99Ms,
     double FirstWorkP50Ms,
     double FirstWorkP99Ms,
+    double FirstTracedP50Ms,
+    double FirstTracedP99Ms,
+    double FirstBuiltP50Ms,
+    double FirstBuiltP99Ms,
+    long FirstVerdictsFromFinalGraph,
     string Dashboard);
 
 /// <summary>One attack family: its runs (verified end to end by the attack kit), the runs detected, and its invocations flagged.</summary>
@@ -122,9 +127,14 @@ internal static partial class DemoCommand
             // 2. the monitor, all-in-one, with that model
             Console.WriteLine($"[{started.Elapsed:mm\\:ss}] Starting the monitor: LocalFaaS + proxy + tracer + grapher + classifier + API ...");
             var store = Path.Combine(data, "monitor");
-            if (Directory.Exists(Path.Combine(store, "store")))
+            foreach (var previous in (string[])["store", "snapshots"])
             {
-                Directory.Delete(Path.Combine(store, "store"), recursive: true); // each demo reports on its own run
+                // each demo reports on its own run; the snapshots of earlier runs belong to verdicts no longer stored,
+                // and left in place they would fill the snapshot budget until no new intrusion gets one
+                if (Directory.Exists(Path.Combine(store, previous)))
+                {
+                    Directory.Delete(Path.Combine(store, previous), recursive: true);
+                }
             }
 
             ServeHost host;
@@ -164,6 +174,9 @@ internal static partial class DemoCommand
                 host.Pipeline.Stored -= Observe; // the report is of this run's traffic; the dashboard keeps showing what comes later
                 var report = Summarise(host, notices.Values, outcomes, groundTruth, modelPath, trainedNow, started.Elapsed);
                 Print(report, outcomes);
+                var p = host.Pipeline;
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"    per verdict ({p.Classified}): classify p50 {p.ClassifyTime.Percentile(0.5):F1} ms, p99 {p.ClassifyTime.Percentile(0.99):F1} ms; store p50 {p.StoreTime.Percentile(0.5):F1} ms, p99 {p.StoreTime.Percentile(0.99):F1} ms"));
                 if (parse.GetValue(Report) is { } file)
                 {
                     await File.WriteAllTextAsync(file.FullName, JsonSerializer.Serialize(report, ReportJson), ct);
@@ -338,6 +351,11 @@ internal static partial class DemoCommand
             Math.Round(pipeline.FirstGraph.Percentile(0.99), 1),
             Math.Round(pipeline.FirstWork.Percentile(0.50), 1),
             Math.Round(pipeline.FirstWork.Percentile(0.99), 1),
+            Math.Round(pipeline.FirstTraced.Percentile(0.50), 1),
+            Math.Round(pipeline.FirstTraced.Percentile(0.99), 1),
+            Math.Round(pipeline.FirstBuilt.Percentile(0.50), 1),
+            Math.Round(pipeline.FirstBuilt.Percentile(0.99), 1),
+            pipeline.FirstFromFinal,
             host.ApiUrl.ToString());
     }
 
@@ -370,6 +388,8 @@ internal static partial class DemoCommand
             $"  verdict latency after the response left the proxy: first verdict p50 {report.FirstVerdictP50Ms:F1} ms, p99 {report.FirstVerdictP99Ms:F1} ms; final verdict p50 {report.FinalVerdictP50Ms:F1} ms, p99 {report.FinalVerdictP99Ms:F1} ms"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"    of the first verdict: graph ready p50 {report.FirstGraphP50Ms:F1} ms, p99 {report.FirstGraphP99Ms:F1} ms; classify + explain + store p50 {report.FirstWorkP50Ms:F1} ms, p99 {report.FirstWorkP99Ms:F1} ms"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"    graph ready, split: response event traced p50 {report.FirstTracedP50Ms:F1} ms, p99 {report.FirstTracedP99Ms:F1} ms; graph built p50 {report.FirstBuiltP50Ms:F1} ms, p99 {report.FirstBuiltP99Ms:F1} ms (the rest is the verdict queue); {report.FirstVerdictsFromFinalGraph} first verdicts came from a final graph"));
         foreach (var failed in outcomes.Where(o => !o.Succeeded))
         {
             Console.WriteLine($"  note: a {failed.Family} run was not verified by the attack kit: {failed.Evidence}");

@@ -22,7 +22,6 @@ internal sealed partial class VerdictPipeline
 {
     public const string MeterName = "FaaSMon.Monitor";
     private const int LatencySamples = 100_000;
-    private const int MaxBatch = 256;
 
     private static readonly Meter Meter = new(MeterName);
     private static readonly Histogram<double> FirstLatency = Meter.CreateHistogram<double>("faasmon_verdict_latency_ms", "ms", "response leaving the proxy → first verdict stored");
@@ -40,7 +39,10 @@ internal sealed partial class VerdictPipeline
     private readonly Latencies _final = new(LatencySamples);
     private readonly Latencies _graphed = new(LatencySamples);
     private readonly Latencies _work = new(LatencySamples);
+    private readonly Latencies _traced = new(LatencySamples);
+    private readonly Latencies _built = new(LatencySamples);
     private long _classified;
+    private long _firstFromFinal;
     private long _failed;
 
     public VerdictPipeline(VerdictStore store, GraphClassifier classifier, ComponentHealth health, FalcoWebhook? alerts, ILogger logger, TimeProvider? clock = null)
@@ -72,7 +74,22 @@ internal sealed partial class VerdictPipeline
     /// <summary>Of the first verdict: classifying, explaining and storing it, ms.</summary>
     public Latencies FirstWork => _work;
 
+    /// <summary>Of the first verdict: response → the grapher seeing the event that closed its window (the tracer's lag), ms.</summary>
+    public Latencies FirstTraced => _traced;
+
+    /// <summary>Of the first verdict: response → its graph built (tracer lag + waiting for the record), ms; the rest of <see cref="FirstGraph"/> is the queue.</summary>
+    public Latencies FirstBuilt => _built;
+
     public bool ModelLoaded => _classifier.HasModel;
+
+    /// <summary>Every verdict: features, rules, model and explanation, ms.</summary>
+    public Latencies ClassifyTime { get; } = new(LatencySamples);
+
+    /// <summary>Every verdict: the row and the graph file written, ms.</summary>
+    public Latencies StoreTime { get; } = new(LatencySamples);
+
+    /// <summary>First verdicts that came from a final graph: no provisional one was built (no record matched in time).</summary>
+    public long FirstFromFinal => Interlocked.Read(ref _firstFromFinal);
 
     public void AddRecord(InvocationRecord record)
     {
@@ -90,33 +107,85 @@ internal sealed partial class VerdictPipeline
     public async Task RunInvocationsAsync(ChannelReader<FinishedInvocation> invocations, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(invocations);
-        var batch = new List<FinishedInvocation>(MaxBatch);
-        var finals = new HashSet<string>(StringComparer.Ordinal);
-        while (await invocations.WaitToReadAsync(ct))
+        // First verdicts first: a provisional graph (or a final one that never had a provisional) is a verdict nobody has
+        // yet; a final one revises a verdict a person already has. So after every verdict the channel is read again and
+        // the first-verdict queue is served before the revisions: in a burst a first verdict waits for at most one
+        // revision, never for a whole backlog of them. A provisional graph whose final is already queued is skipped.
+        var firsts = new Queue<FinishedInvocation>();
+        var revisions = new Queue<FinishedInvocation>();
+        var queuedProvisional = new HashSet<string>(StringComparer.Ordinal);
+        var superseded = new HashSet<string>(StringComparer.Ordinal);
+        var answered = new HashSet<string>(StringComparer.Ordinal);
+        var answeredOrder = new Queue<string>();
+        while (true)
         {
-            batch.Clear();
-            while (batch.Count < MaxBatch && invocations.TryRead(out var item))
+            while (invocations.TryRead(out var item))
             {
-                batch.Add(item);
+                var graphId = item.Graph.GraphId;
+                if (item.Provisional)
+                {
+                    queuedProvisional.Add(graphId);
+                    firsts.Enqueue(item);
+                }
+                else if (queuedProvisional.Contains(graphId))
+                {
+                    superseded.Add(graphId); // the final came before its provisional was handled: it gives the first verdict
+                    firsts.Enqueue(item);
+                }
+                else if (answered.Remove(graphId))
+                {
+                    revisions.Enqueue(item);
+                }
+                else
+                {
+                    firsts.Enqueue(item); // no provisional verdict came before it: this is the first
+                }
             }
 
-            // In a burst, first verdicts first: the provisional graphs (unless their final one is already here, which
-            // supersedes them), then the finals, which revise verdicts a person already has.
-            finals.Clear();
-            finals.UnionWith(batch.Where(i => !i.Provisional).Select(i => i.Graph.GraphId));
-            foreach (var invocation in batch.Where(i => i.Provisional && !finals.Contains(i.Graph.GraphId)).Concat(batch.Where(i => !i.Provisional)))
+            FinishedInvocation next;
+            if (firsts.TryDequeue(out var first))
             {
-                try
+                if (first.Provisional)
                 {
-                    Handle(invocation);
+                    queuedProvisional.Remove(first.Graph.GraphId);
+                    if (superseded.Remove(first.Graph.GraphId))
+                    {
+                        continue;
+                    }
+
+                    answered.Add(first.Graph.GraphId);
+                    answeredOrder.Enqueue(first.Graph.GraphId);
+                    if (answeredOrder.Count > 100_000)
+                    {
+                        answered.Remove(answeredOrder.Dequeue());
+                    }
                 }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    // a bug in one verdict's handling must not end the verdicts of all that follow
-                    Interlocked.Increment(ref _failed);
-                    _health.Report("grapher", ComponentHealth.Degraded, $"{invocation.Graph.GraphId}: {e.Message}");
-                    LogHandlerFailed(_logger, e);
-                }
+
+                next = first;
+            }
+            else if (revisions.TryDequeue(out var revision))
+            {
+                next = revision;
+            }
+            else if (await invocations.WaitToReadAsync(ct))
+            {
+                continue;
+            }
+            else
+            {
+                return;
+            }
+
+            try
+            {
+                Handle(next);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // a bug in one verdict's handling must not end the verdicts of all that follow
+                Interlocked.Increment(ref _failed);
+                _health.Report("grapher", ComponentHealth.Degraded, $"{next.Graph.GraphId}: {e.Message}");
+                LogHandlerFailed(_logger, e);
             }
         }
     }
@@ -163,7 +232,10 @@ internal sealed partial class VerdictPipeline
         string id;
         try
         {
+            var classified = _clock.GetUtcNow();
+            ClassifyTime.Add((classified - arrived).TotalMilliseconds);
             id = _store.AddVerdict(invocation.Graph, invocation.Record, invocation.SpanId, verdict, final, pcap, _clock.GetUtcNow());
+            StoreTime.Add((_clock.GetUtcNow() - classified).TotalMilliseconds);
         }
         catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or IOException or UnauthorizedAccessException)
         {
@@ -180,9 +252,20 @@ internal sealed partial class VerdictPipeline
             latency = (_clock.GetUtcNow() - record.EndUtc).TotalMilliseconds;
             if (_first.TryAddFirst(id, latency.Value))
             {
+                if (final)
+                {
+                    Interlocked.Increment(ref _firstFromFinal);
+                    LogFirstFromFinal(_logger, invocation.Graph.GraphId, invocation.Graph.Function ?? "?", invocation.Closed, latency.Value);
+                }
+
                 FirstLatency.Record(latency.Value);
                 _graphed.Add((arrived - record.EndUtc).TotalMilliseconds);
                 _work.Add((_clock.GetUtcNow() - arrived).TotalMilliseconds);
+                _built.Add((invocation.BuiltUtc - record.EndUtc).TotalMilliseconds);
+                if (invocation.ClosedSeenUtc is { } seen)
+                {
+                    _traced.Add((seen - record.EndUtc).TotalMilliseconds);
+                }
             }
 
             if (final)
@@ -222,6 +305,9 @@ internal sealed partial class VerdictPipeline
 
         return true;
     }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "first verdict of {GraphId} ({Function}, closed by {Closed}) came from its final graph, {Latency:F0} ms after the response")]
+    private static partial void LogFirstFromFinal(ILogger logger, string graphId, string function, string closed, double latency);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "could not classify graph {GraphId}")]
     private static partial void LogClassifyFailed(ILogger logger, string graphId, Exception exception);
