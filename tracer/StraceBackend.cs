@@ -9,7 +9,9 @@ namespace FaaSMon.Tracer;
 /// One <c>strace -f -p PID</c> per function process, its output parsed as it streams. Options are those Debian 12's
 /// strace 6.1 accepts with <c>-p</c>: <c>-f</c> (children), <c>-ttt</c> (epoch microseconds), <c>-T</c> (durations),
 /// <c>-yy</c> (paths and socket endpoints of fds), <c>-s N</c> (bounded strings), <c>-e trace=</c> (only our calls, so
-/// the others cost one ptrace stop and no formatting); <c>--seccomp-bpf</c> does not work with <c>-p</c>.
+/// the others cost their two ptrace stops and no formatting); <c>--seccomp-bpf</c> does not work with <c>-p</c>, so
+/// every call of the function stops it twice, and strace runs at real-time priority so those stops are short on a busy
+/// machine (see tracer/README.md).
 /// </summary>
 internal sealed partial class StraceBackend(EventSink sink, TracerOptions options, ILogger<StraceBackend> logger) : ITraceBackend
 {
