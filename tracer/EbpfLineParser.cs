@@ -17,6 +17,9 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
     private readonly Dictionary<int, Pending> _pending = [];
     private readonly Dictionary<(int Pid, int Fd), FileDescriptorInfo> _fds = [];
 
+    // the second chunk of a buffer (bpftrace keeps at most 200 bytes per buf()), printed just before its E/D line
+    private readonly Dictionary<int, (long Ns, string Bytes)> _continuations = [];
+
     private sealed record Pending(string Name, long Ns, int Pid, int Ppid, long A0, long A1, long A2, string S0, string S1)
     {
         public string[]? Argv { get; set; }
@@ -123,9 +126,13 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
                 case "W" when f.Length >= 2:
                     Watching?.Invoke(Int(f[1]));
                     return StraceLineKind.Ignored;
+                case "C" when f.Length >= 4:
+                    _continuations[Int(f[2])] = (Long(f[1]), f[3]);
+                    return StraceLineKind.Pending;
                 case "E" when f.Length >= 11:
                     var tid = Int(f[2]);
-                    _pending[tid] = new Pending(Name(f[5]), Long(f[1]), Int(f[3]), Int(f[4]), Long(f[6]), Long(f[7]), Long(f[8]), f[9], f[10]);
+                    var ns = Long(f[1]);
+                    _pending[tid] = new Pending(Name(f[5]), ns, Int(f[3]), Int(f[4]), Long(f[6]), Long(f[7]), Long(f[8]), WithContinuation(tid, ns, f[9]), f[10]);
                     return StraceLineKind.Pending;
                 case "A" when f.Length >= 4:
                     if (_pending.TryGetValue(Int(f[1]), out var exec) && exec.Name == "execve")
@@ -135,7 +142,9 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
 
                     return StraceLineKind.Pending;
                 case "X" or "D" when f.Length >= 6:
-                    return Complete(Int(f[2]), Name(f[4]), Long(f[5]), f[0] == "X" && f.Length >= 7 ? Long(f[6]) : -1, f[0] == "D" ? f[6] : null, out evt);
+                    var exitTid = Int(f[2]);
+                    return Complete(exitTid, Name(f[4]), Long(f[5]), f[0] == "X" && f.Length >= 7 ? Long(f[6]) : -1,
+                        f[0] == "D" && f.Length >= 7 ? WithContinuation(exitTid, Long(f[1]), f[6]) : null, out evt);
                 case "F" when f.Length >= 5:
                     evt = new SyscallEvent(Time(Long(f[1])), Int(f[3]), Int(f[2]), 0, "fork", TargetPid: Int(f[4]), Backend: "ebpf");
                     return StraceLineKind.Event;
@@ -278,6 +287,17 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
         evt = new SyscallEvent(time, e.Pid, tid, e.Ppid, name, SyscallEventKind.Syscall, path, path2, fd, flags, argv,
             ret, errno, duration, data, TargetPid: target, Backend: "ebpf");
         return StraceLineKind.Event;
+    }
+
+    /// <summary>The escaped bytes of a buffer with its second chunk, when one was printed for this very line (same ns).</summary>
+    private string WithContinuation(int tid, long ns, string first)
+    {
+        if (!_continuations.Remove(tid, out var next))
+        {
+            return first;
+        }
+
+        return next.Ns == ns ? string.Concat(first, next.Bytes) : first; // a stale chunk whose line was lost
     }
 
     private FileDescriptorInfo? Fd(int pid, int fd)

@@ -104,4 +104,15 @@ internal static partial class Prerequisites
 
     [LibraryImport("libc", SetLastError = true)]
     internal static partial int kill(int pid, int signal);
+
+    internal const int SchedRoundRobin = 2;
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct SchedParam
+    {
+        public int Priority;
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    internal static partial int sched_setscheduler(int pid, int policy, in SchedParam param);
 }

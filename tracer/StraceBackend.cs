@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 
 namespace FaaSMon.Tracer;
@@ -8,12 +9,15 @@ namespace FaaSMon.Tracer;
 /// One <c>strace -f -p PID</c> per function process, its output parsed as it streams. Options are those Debian 12's
 /// strace 6.1 accepts with <c>-p</c>: <c>-f</c> (children), <c>-ttt</c> (epoch microseconds), <c>-T</c> (durations),
 /// <c>-yy</c> (paths and socket endpoints of fds), <c>-s N</c> (bounded strings), <c>-e trace=</c> (only our calls, so
-/// the others cost one ptrace stop and no formatting); <c>--seccomp-bpf</c> does not work with <c>-p</c>.
+/// the others cost their two ptrace stops and no formatting); <c>--seccomp-bpf</c> does not work with <c>-p</c>, so
+/// every call of the function stops it twice, and strace runs at real-time priority so those stops are short on a busy
+/// machine (see tracer/README.md).
 /// </summary>
 internal sealed partial class StraceBackend(EventSink sink, TracerOptions options, ILogger<StraceBackend> logger) : ITraceBackend
 {
     private static readonly string TraceSet = "trace=" + string.Join(',', StraceLineParser.TracedSyscalls.Order(StringComparer.Ordinal));
     private readonly ConcurrentDictionary<int, (ToolProcess Tool, Task Pump)> _attached = new();
+    private int _priorityWarned;
 
     public string Name => "strace";
 
@@ -31,6 +35,7 @@ internal sealed partial class StraceBackend(EventSink sink, TracerOptions option
             "-f", "-ttt", "-T", "-yy", "-s", options.MaxDataBytes.ToString(CultureInfo.InvariantCulture), "-e", TraceSet,
             "-o", "/proc/self/fd/1", "-p", pid.ToString(CultureInfo.InvariantCulture),
         ]);
+        RaisePriority(tool.Pid);
         var parser = new StraceLineParser(options.MaxDataBytes, ProcFs.TaskIds);
         parser.RegisterParent(pid, process.Ppid);
         foreach (var tid in ProcFs.Threads(pid))
@@ -60,25 +65,49 @@ internal sealed partial class StraceBackend(EventSink sink, TracerOptions option
         return outcome;
     }
 
+    /// <summary>See <see cref="TracerOptions.StraceRealtimePriority"/>; without CAP_SYS_NICE strace stays a normal process (said once).</summary>
+    private void RaisePriority(int pid)
+    {
+        if (options.StraceRealtimePriority <= 0)
+        {
+            return;
+        }
+
+        var param = new Prerequisites.SchedParam { Priority = options.StraceRealtimePriority };
+        if (Prerequisites.sched_setscheduler(pid, Prerequisites.SchedRoundRobin, in param) != 0 && Interlocked.Exchange(ref _priorityWarned, 1) == 0)
+        {
+            LogNoRealtime(logger, options.StraceRealtimePriority, Marshal.GetLastPInvokeErrorMessage());
+        }
+    }
+
     private async Task PumpAsync(ToolProcess tool, StraceLineParser parser)
     {
+        using var lines = new Utf8LineReader(tool.Output.BaseStream);
         var reported = 0L;
-        while (await tool.Output.ReadLineAsync() is { } line)
+        while (await lines.FillAsync())
         {
-            var kind = parser.Parse(line, out var evt);
-            if (kind == StraceLineKind.Event)
-            {
-                sink.Publish(evt! with { Backend = "strace" });
-            }
-            else if (kind == StraceLineKind.Malformed && parser.Malformed <= 3)
-            {
-                LogMalformed(logger, line.Length > 300 ? line[..300] : line);
-            }
-
+            ParseAvailable(lines, parser);
             if (parser.Malformed != reported)
             {
                 sink.Counters.AddParseErrors(parser.Malformed - reported);
                 reported = parser.Malformed;
+            }
+        }
+    }
+
+    /// <summary>Every complete line read so far, parsed from the read buffer (no string per line).</summary>
+    private void ParseAvailable(Utf8LineReader lines, StraceLineParser parser)
+    {
+        while (lines.TryReadLine(out ReadOnlySpan<char> line))
+        {
+            var kind = parser.Parse(line, out var evt);
+            if (kind == StraceLineKind.Event)
+            {
+                sink.Publish(evt!);
+            }
+            else if (kind == StraceLineKind.Malformed && parser.Malformed <= 3)
+            {
+                LogMalformed(logger, new string(line.Length > 300 ? line[..300] : line));
             }
         }
     }
@@ -124,6 +153,9 @@ internal sealed partial class StraceBackend(EventSink sink, TracerOptions option
             }
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "strace runs without real-time priority {Priority} ({Reason}): traced functions wait longer for it on a busy machine")]
+    private static partial void LogNoRealtime(ILogger logger, int priority, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "strace line not understood (skipped, counted): {Line}")]
     private static partial void LogMalformed(ILogger logger, string line);

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Frozen;
 using System.Globalization;
 using System.Text;
@@ -25,7 +26,9 @@ internal enum StraceLineKind
 /// Streaming parser for <c>strace -f -ttt -T -yy -s N -o ...</c> lines ("TID SECONDS.MICROS call(args) = ret &lt;dur&gt;").
 /// One instance per strace process: it keeps the state that spans lines (unfinished calls per thread, which
 /// thread belongs to which process, parents learnt from clone results).
-/// Not thread-safe; one reader drives it.
+/// Not thread-safe; one reader drives it. The hot path allocates only what an event carries: lines of no interest and
+/// unfinished halves cost no allocation (halves are kept in reused buffers), and the strings and fd decodings an event
+/// shares with earlier ones (flags, paths, the same socket) come from bounded caches.
 /// </summary>
 internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tgid, int Ppid)?>? resolveThread = null)
 {
@@ -41,7 +44,11 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
     private static readonly FrozenSet<string>.AlternateLookup<ReadOnlySpan<char>> TracedLookup =
         TracedSyscalls.GetAlternateLookup<ReadOnlySpan<char>>();
 
-    private readonly Dictionary<int, (string Name, string Args, DateTimeOffset Time)> _unfinished = [];
+    private readonly Dictionary<int, UnfinishedCall> _unfinished = [];
+    private readonly Stack<UnfinishedCall> _spareCalls = new();
+    private readonly TextCache _texts = new(4096);
+    private readonly FdCache _fdCache = new(4096);
+    private char[] _joined = new char[1024];
     private readonly Dictionary<int, int> _tgidOfTid = [];
     private readonly Dictionary<int, int> _parentOf = [];
 
@@ -80,10 +87,13 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
         return tid;
     }
 
-    public StraceLineKind Parse(string line, out SyscallEvent? evt)
+    public StraceLineKind Parse(string line, out SyscallEvent? evt) => Parse(line.AsSpan(), out evt);
+
+    /// <summary>Parses one line; the span need only live for the call (the pump hands out its read buffer).</summary>
+    public StraceLineKind Parse(ReadOnlySpan<char> line, out SyscallEvent? evt)
     {
         evt = null;
-        var kind = ParseCore(line.AsSpan(), line, ref evt);
+        var kind = ParseCore(line, ref evt);
         if (kind == StraceLineKind.Malformed)
         {
             Malformed++;
@@ -92,7 +102,7 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
         return kind;
     }
 
-    private StraceLineKind ParseCore(ReadOnlySpan<char> s, string line, ref SyscallEvent? evt)
+    private StraceLineKind ParseCore(ReadOnlySpan<char> s, ref SyscallEvent? evt)
     {
         s = s.TrimEnd();
         if (s.IsEmpty)
@@ -144,13 +154,13 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
             // --- SIGCHLD {si_signo=...} ---
             var rest = s[4..];
             var end = rest.IndexOfAny(' ', '{');
-            var name = (end < 0 ? rest : rest[..end]).ToString();
+            var name = end < 0 ? rest : rest[..end];
             if (name.Length == 0 || !s.EndsWith("---", StringComparison.Ordinal))
             {
                 return StraceLineKind.Malformed;
             }
 
-            evt = new SyscallEvent(time, pid, tid, ppid, name, SyscallEventKind.Signal);
+            evt = new SyscallEvent(time, pid, tid, ppid, _texts.Get(name), SyscallEventKind.Signal);
             return StraceLineKind.Event;
         }
 
@@ -170,14 +180,14 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
             {
                 var sig = body[10..];
                 var cut = sig.IndexOf(' ');
-                evt = new SyscallEvent(time, pid, tid, ppid, "killed", SyscallEventKind.Exit, Flags: (cut < 0 ? sig : sig[..cut]).ToString());
+                evt = new SyscallEvent(time, pid, tid, ppid, "killed", SyscallEventKind.Exit, Flags: _texts.Get(cut < 0 ? sig : sig[..cut]));
             }
             else
             {
                 return StraceLineKind.Malformed;
             }
 
-            _unfinished.Remove(tid);
+            ForgetUnfinished(tid);
             return StraceLineKind.Event;
         }
 
@@ -195,13 +205,17 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
             var rest = after[(nameEnd + 9)..];
             if (!TracedLookup.TryGetValue(name, out var canonical))
             {
-                _unfinished.Remove(tid);
+                ForgetUnfinished(tid);
                 return ValidTail(rest) ? StraceLineKind.Ignored : StraceLineKind.Malformed;
             }
 
-            if (_unfinished.Remove(tid, out var half) && half.Name == canonical)
+            if (_unfinished.Remove(tid, out var half))
             {
-                return Build(tid, pid, ppid, canonical, half.Time, string.Concat(half.Args, rest), out evt);
+                _spareCalls.Push(half);
+                if (half.Name == canonical)
+                {
+                    return Build(tid, pid, ppid, canonical, half.Time, Join(half.Args.AsSpan(0, half.Length), rest), out evt);
+                }
             }
 
             // strace attached in the middle of this call: the arguments are gone, the result is still worth keeping.
@@ -234,13 +248,72 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
             return unfinished || ValidTail(s[paren..]) ? StraceLineKind.Ignored : StraceLineKind.Malformed;
         }
 
+        if (!unfinished && traced is "mprotect" or "mmap" && !s.Contains("PROT_EXEC", StringComparison.Ordinal))
+        {
+            // V8 flips page protections all the time; only executable mappings matter, and the rest need no decoding
+            return ValidTail(s[paren..]) ? StraceLineKind.Ignored : StraceLineKind.Malformed;
+        }
+
         if (unfinished)
         {
-            _unfinished[tid] = (traced, s[(paren + 1)..^16].ToString(), time);
+            RememberUnfinished(tid, traced, time, s[(paren + 1)..^16]);
             return StraceLineKind.Pending;
         }
 
-        return Build(tid, pid, ppid, traced, time, s[(paren + 1)..].ToString(), out evt);
+        return Build(tid, pid, ppid, traced, time, s[(paren + 1)..], out evt);
+    }
+
+    /// <summary>Keeps the first half of a call in a buffer reused from call to call (a thread has one call in flight).</summary>
+    private void RememberUnfinished(int tid, string name, DateTimeOffset time, ReadOnlySpan<char> args)
+    {
+        if (!_unfinished.TryGetValue(tid, out var call))
+        {
+            call = _spareCalls.Count > 0 ? _spareCalls.Pop() : new UnfinishedCall();
+            _unfinished[tid] = call;
+        }
+
+        if (call.Args.Length < args.Length)
+        {
+            call.Args = new char[Math.Max(args.Length, call.Args.Length * 2)];
+        }
+
+        args.CopyTo(call.Args);
+        call.Length = args.Length;
+        call.Name = name;
+        call.Time = time;
+    }
+
+    private void ForgetUnfinished(int tid)
+    {
+        if (_unfinished.Remove(tid, out var call))
+        {
+            _spareCalls.Push(call);
+        }
+    }
+
+    /// <summary>Both halves of an unfinished/resumed pair, side by side in one reused buffer.</summary>
+    private ReadOnlySpan<char> Join(ReadOnlySpan<char> first, ReadOnlySpan<char> second)
+    {
+        var length = first.Length + second.Length;
+        if (_joined.Length < length)
+        {
+            _joined = new char[Math.Max(length, _joined.Length * 2)];
+        }
+
+        first.CopyTo(_joined);
+        second.CopyTo(_joined.AsSpan(first.Length));
+        return _joined.AsSpan(0, length);
+    }
+
+    private sealed class UnfinishedCall
+    {
+        public string Name { get; set; } = "";
+
+        public DateTimeOffset Time { get; set; }
+
+        public char[] Args { get; set; } = new char[256];
+
+        public int Length { get; set; }
     }
 
     /// <summary>A complete line ends with ") = RESULT" or "= ? ..." (and an optional duration); anything else was cut.</summary>
@@ -250,7 +323,7 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
         return eq >= 0 && (s.EndsWith(">", StringComparison.Ordinal) || s.EndsWith(")", StringComparison.Ordinal) || char.IsAsciiLetterOrDigit(s[^1]) || s[^1] == '?');
     }
 
-    private static StraceLineKind BuildResultOnly(int tid, int pid, int ppid, string name, DateTimeOffset time, ReadOnlySpan<char> rest, out SyscallEvent? evt)
+    private StraceLineKind BuildResultOnly(int tid, int pid, int ppid, string name, DateTimeOffset time, ReadOnlySpan<char> rest, out SyscallEvent? evt)
     {
         evt = null;
         var eq = rest.LastIndexOf(") = ", StringComparison.Ordinal);
@@ -269,10 +342,9 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
     }
 
     /// <summary>Builds an event from "args) = result &lt;duration&gt;".</summary>
-    private StraceLineKind Build(int tid, int pid, int ppid, string name, DateTimeOffset time, string argsAndResult, out SyscallEvent? evt)
+    private StraceLineKind Build(int tid, int pid, int ppid, string name, DateTimeOffset time, ReadOnlySpan<char> text, out SyscallEvent? evt)
     {
         evt = null;
-        var text = argsAndResult.AsSpan();
         var close = FindArgsEnd(text);
         if (close < 0)
         {
@@ -303,12 +375,12 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
         switch (name)
         {
             case "execve":
-                path = DecodeString(Arg(0, args, ranges, count));
+                path = Text(Arg(0, args, ranges, count));
                 argv = DecodeStringArray(Arg(1, args, ranges, count));
                 break;
             case "clone":
             case "clone3":
-                flags = ExtractFlags(args, "flags=");
+                flags = Flags(args, "flags=");
                 target = ret > 0 ? (int)ret : 0;
                 break;
             case "fork":
@@ -319,34 +391,34 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
                 _ = long.TryParse(Arg(0, args, ranges, count), NumberStyles.Integer, CultureInfo.InvariantCulture, out ret);
                 break;
             case "open":
-                path = DecodeString(Arg(0, args, ranges, count));
-                flags = Arg(1, args, ranges, count).ToString();
+                path = Text(Arg(0, args, ranges, count));
+                flags = _texts.Get(Arg(1, args, ranges, count));
                 fd = retFd;
                 break;
             case "openat":
-                path = Resolve(Arg(0, args, ranges, count), DecodeString(Arg(1, args, ranges, count)));
-                flags = Arg(2, args, ranges, count).ToString();
+                path = Resolve(Arg(0, args, ranges, count), Text(Arg(1, args, ranges, count)));
+                flags = _texts.Get(Arg(2, args, ranges, count));
                 fd = retFd;
                 break;
             case "unlink":
             case "chmod":
             case "chdir":
-                path = DecodeString(Arg(0, args, ranges, count));
-                flags = name == "chmod" ? Arg(1, args, ranges, count).ToString() : null;
+                path = Text(Arg(0, args, ranges, count));
+                flags = name == "chmod" ? _texts.Get(Arg(1, args, ranges, count)) : null;
                 break;
             case "unlinkat":
             case "fchmodat":
-                path = Resolve(Arg(0, args, ranges, count), DecodeString(Arg(1, args, ranges, count)));
-                flags = Arg(2, args, ranges, count).ToString();
+                path = Resolve(Arg(0, args, ranges, count), Text(Arg(1, args, ranges, count)));
+                flags = _texts.Get(Arg(2, args, ranges, count));
                 break;
             case "rename":
-                path = DecodeString(Arg(0, args, ranges, count));
-                path2 = DecodeString(Arg(1, args, ranges, count));
+                path = Text(Arg(0, args, ranges, count));
+                path2 = Text(Arg(1, args, ranges, count));
                 break;
             case "renameat":
             case "renameat2":
-                path = Resolve(Arg(0, args, ranges, count), DecodeString(Arg(1, args, ranges, count)));
-                path2 = Resolve(Arg(2, args, ranges, count), DecodeString(Arg(3, args, ranges, count)));
+                path = Resolve(Arg(0, args, ranges, count), Text(Arg(1, args, ranges, count)));
+                path2 = Resolve(Arg(2, args, ranges, count), Text(Arg(3, args, ranges, count)));
                 break;
             case "read":
             case "pread64":
@@ -358,7 +430,7 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
             case "recvfrom":
             case "sendmsg":
             case "recvmsg":
-                fd = ParseFd(Arg(0, args, ranges, count));
+                fd = Fd(Arg(0, args, ranges, count));
                 if (fd?.IsSocket == true && (ret > 0 || name is "write" or "sendto" or "sendmsg" or "writev"))
                 {
                     data = FirstStringBytes(Arg(1, args, ranges, count), maxDataBytes);
@@ -367,31 +439,31 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
                 break;
             case "connect":
             case "bind":
-                fd = ParseFd(Arg(0, args, ranges, count));
-                if (fd is not null && ParseSockaddr(Arg(1, args, ranges, count)) is { } endpoint)
+                fd = Fd(Arg(0, args, ranges, count));
+                if (fd is not null && Sockaddr(Arg(1, args, ranges, count)) is { } endpoint)
                 {
                     fd = name == "connect" ? fd with { RemoteEndpoint = endpoint } : fd with { LocalEndpoint = endpoint };
                 }
 
                 break;
             case "listen":
-                fd = ParseFd(Arg(0, args, ranges, count));
+                fd = Fd(Arg(0, args, ranges, count));
                 break;
             case "accept":
             case "accept4":
-                fd = retFd ?? ParseFd(Arg(0, args, ranges, count));
+                fd = retFd ?? Fd(Arg(0, args, ranges, count));
                 break;
             case "socket":
-                flags = args.ToString();
+                flags = _texts.Get(args);
                 fd = retFd;
                 break;
             case "kill":
                 _ = int.TryParse(Arg(0, args, ranges, count), NumberStyles.Integer, CultureInfo.InvariantCulture, out target);
-                flags = Arg(1, args, ranges, count).ToString();
+                flags = _texts.Get(Arg(1, args, ranges, count));
                 break;
             case "tgkill":
                 _ = int.TryParse(Arg(1, args, ranges, count), NumberStyles.Integer, CultureInfo.InvariantCulture, out target);
-                flags = Arg(2, args, ranges, count).ToString();
+                flags = _texts.Get(Arg(2, args, ranges, count));
                 break;
             case "mmap":
             case "mprotect":
@@ -401,8 +473,8 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
                     return StraceLineKind.Ignored; // only executable mappings matter (injected code)
                 }
 
-                flags = prot.ToString();
-                fd = name == "mmap" ? ParseFd(Arg(4, args, ranges, count)) : null;
+                flags = _texts.Get(prot);
+                fd = name == "mmap" ? Fd(Arg(4, args, ranges, count)) : null;
                 break;
         }
 
@@ -417,6 +489,45 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
         evt = new SyscallEvent(time, pid, tid, ppid, name, SyscallEventKind.Syscall, path, path2, fd, flags, argv, ret, errno, duration, data, TargetPid: target);
         return StraceLineKind.Event;
     }
+
+    /// <summary>A quoted path or name, shared with earlier events that had the same one (strace repeats the same few paths).</summary>
+    private string? Text(ReadOnlySpan<char> quoted)
+    {
+        quoted = quoted.Trim();
+        if (quoted.Length < 2 || quoted[0] != '"')
+        {
+            return null;
+        }
+
+        var end = SkipString(quoted, 0);
+        if (end < 0)
+        {
+            return null;
+        }
+
+        var inner = quoted[1..end];
+        return inner.IndexOf('\\') < 0 ? _texts.Get(inner) : Encoding.UTF8.GetString(Unescape(inner, int.MaxValue));
+    }
+
+    /// <summary><see cref="ParseFd"/> of a decoration seen before (the same socket, read after read) is the same record.</summary>
+    private FileDescriptorInfo? Fd(ReadOnlySpan<char> s)
+    {
+        s = s.Trim();
+        if (_fdCache.TryGet(s, out var known))
+        {
+            return known;
+        }
+
+        var fd = ParseFd(s);
+        if (fd is not null)
+        {
+            _fdCache.Add(s, fd);
+        }
+
+        return fd;
+    }
+
+    private string? Sockaddr(ReadOnlySpan<char> s) => ParseSockaddr(s) is { } endpoint ? _texts.Get(endpoint) : null;
 
     /// <summary>Index of the ')' closing the argument list, skipping strings, nested brackets and fd decorations.</summary>
     internal static int FindArgsEnd(ReadOnlySpan<char> s)
@@ -515,7 +626,7 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
     }
 
     /// <summary>Parses "RET[&lt;decoration&gt;] [ERRNO (text)] [&lt;duration&gt;]".</summary>
-    private static bool TryResult(ReadOnlySpan<char> s, out long ret, out FileDescriptorInfo? fd, out string? errno, out TimeSpan? duration)
+    private bool TryResult(ReadOnlySpan<char> s, out long ret, out FileDescriptorInfo? fd, out string? errno, out TimeSpan? duration)
     {
         ret = 0;
         fd = null;
@@ -525,9 +636,9 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
         if (s.EndsWith(">", StringComparison.Ordinal))
         {
             var open = s.LastIndexOf('<');
-            if (open >= 0 && double.TryParse(s[(open + 1)..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out var secs))
+            if (open >= 0 && TryDuration(s[(open + 1)..^1], out var ticks))
             {
-                duration = TimeSpan.FromTicks((long)(secs * TimeSpan.TicksPerSecond));
+                duration = TimeSpan.FromTicks(ticks);
                 s = s[..open].TrimEnd();
             }
         }
@@ -570,7 +681,7 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
                 return false;
             }
 
-            fd = ParseFd(s[..(numEnd + close + 1)]);
+            fd = Fd(s[..(numEnd + close + 1)]);
             rest = rest[(close + 1)..];
         }
 
@@ -578,7 +689,7 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
         if (ret < 0 && rest.Length > 0 && rest[0] == 'E')
         {
             var cut = rest.IndexOf(' ');
-            errno = (cut < 0 ? rest : rest[..cut]).ToString();
+            errno = _texts.Get(cut < 0 ? rest : rest[..cut]);
         }
 
         return true;
@@ -712,7 +823,7 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
         return v6 ? $"[{addr}]:{portText}" : $"{addr}:{portText}";
     }
 
-    private static string? ExtractFlags(ReadOnlySpan<char> args, string key)
+    private string? Flags(ReadOnlySpan<char> args, string key)
     {
         var at = args.IndexOf(key, StringComparison.Ordinal);
         if (at < 0)
@@ -722,7 +833,7 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
 
         var rest = args[(at + key.Length)..];
         var end = rest.IndexOfAny(',', '}');
-        return (end < 0 ? rest : rest[..end]).ToString();
+        return _texts.Get(end < 0 ? rest : rest[..end]);
     }
 
     /// <summary>The bytes of the first quoted string in an argument (the buffer of read/write, the iov_base of sendmsg).</summary>
@@ -797,23 +908,40 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
     /// <summary>C escapes as strace writes them: \n \t \r \v \f \" \\ \xHH and octal \NNN.</summary>
     internal static byte[] Unescape(ReadOnlySpan<char> s, int max)
     {
-        var bytes = new List<byte>(Math.Min(s.Length, max));
+        // each char gives at most 3 UTF-8 bytes; the result is one exact-size array
+        var capacity = (int)Math.Min(max, (long)s.Length * 3);
+        byte[]? rented = null;
+        var scratch = capacity <= 1024 ? stackalloc byte[capacity] : (rented = ArrayPool<byte>.Shared.Rent(capacity));
+        var n = Unescape(s, scratch[..capacity]);
+        var result = scratch[..n].ToArray();
+        if (rented is not null)
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
+
+        return result;
+    }
+
+    /// <summary>Unescapes into <paramref name="into"/> until it is full; returns the bytes written.</summary>
+    internal static int Unescape(ReadOnlySpan<char> s, Span<byte> into)
+    {
         Span<byte> utf8 = stackalloc byte[4];
-        for (var i = 0; i < s.Length && bytes.Count < max; i++)
+        var n = 0;
+        for (var i = 0; i < s.Length && n < into.Length; i++)
         {
             var c = s[i];
             if (c != '\\' || i + 1 >= s.Length)
             {
                 if (c < 0x80)
                 {
-                    bytes.Add((byte)c);
+                    into[n++] = (byte)c;
                 }
                 else
                 {
-                    var n = Encoding.UTF8.GetBytes([c], utf8);
-                    for (var k = 0; k < n; k++)
+                    var count = Encoding.UTF8.GetBytes(s.Slice(i, 1), utf8);
+                    for (var k = 0; k < count && n < into.Length; k++)
                     {
-                        bytes.Add(utf8[k]);
+                        into[n++] = utf8[k];
                     }
                 }
 
@@ -823,13 +951,13 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
             var e = s[++i];
             switch (e)
             {
-                case 'n': bytes.Add((byte)'\n'); break;
-                case 't': bytes.Add((byte)'\t'); break;
-                case 'r': bytes.Add((byte)'\r'); break;
-                case 'v': bytes.Add(0x0b); break;
-                case 'f': bytes.Add(0x0c); break;
+                case 'n': into[n++] = (byte)'\n'; break;
+                case 't': into[n++] = (byte)'\t'; break;
+                case 'r': into[n++] = (byte)'\r'; break;
+                case 'v': into[n++] = 0x0b; break;
+                case 'f': into[n++] = 0x0c; break;
                 case 'x' when i + 2 < s.Length && char.IsAsciiHexDigit(s[i + 1]) && char.IsAsciiHexDigit(s[i + 2]):
-                    bytes.Add(byte.Parse(s.Slice(i + 1, 2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture));
+                    into[n++] = (byte)((HexValue(s[i + 1]) << 4) | HexValue(s[i + 2]));
                     i += 2;
                     break;
                 case >= '0' and <= '7':
@@ -843,13 +971,54 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
                     }
 
                     i--;
-                    bytes.Add((byte)value);
+                    into[n++] = (byte)value;
                     break;
-                default: bytes.Add((byte)e); break;
+                default: into[n++] = (byte)e; break;
             }
         }
 
-        return [.. bytes];
+        return n;
+    }
+
+    private static int HexValue(char c) => c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+
+    /// <summary>"0.000049" (seconds, as -T prints them) → ticks, without going through double.</summary>
+    internal static bool TryDuration(ReadOnlySpan<char> s, out long ticks)
+    {
+        ticks = 0;
+        var dot = s.IndexOf('.');
+        var whole = dot < 0 ? s : s[..dot];
+        if (!long.TryParse(whole, NumberStyles.None, CultureInfo.InvariantCulture, out var seconds) || seconds > 1_000_000_000L)
+        {
+            return false;
+        }
+
+        long frac = 0;
+        var digits = 0;
+        if (dot >= 0)
+        {
+            foreach (var c in s[(dot + 1)..])
+            {
+                if (!char.IsAsciiDigit(c))
+                {
+                    return false;
+                }
+
+                if (digits < 7)
+                {
+                    frac = (frac * 10) + (c - '0');
+                    digits++;
+                }
+            }
+        }
+
+        for (; digits < 7; digits++)
+        {
+            frac *= 10;
+        }
+
+        ticks = (seconds * TimeSpan.TicksPerSecond) + frac;
+        return true;
     }
 
     private static bool TryInt(ReadOnlySpan<char> s, out int value) =>
@@ -884,5 +1053,56 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
 
         time = new DateTimeOffset(DateTime.UnixEpoch.Ticks + (seconds * TimeSpan.TicksPerSecond) + frac, TimeSpan.Zero);
         return true;
+    }
+}
+
+/// <summary>
+/// Strings shared between events: one instance per distinct text, looked up by span so a hit allocates nothing.
+/// Bounded: when full it starts over, which costs a few allocations and never a wrong answer.
+/// </summary>
+internal sealed class TextCache(int capacity)
+{
+    private readonly HashSet<string> _set = new(StringComparer.Ordinal);
+
+    public string Get(ReadOnlySpan<char> text)
+    {
+        if (text.IsEmpty)
+        {
+            return "";
+        }
+
+        var lookup = _set.GetAlternateLookup<ReadOnlySpan<char>>();
+        if (lookup.TryGetValue(text, out var known))
+        {
+            return known;
+        }
+
+        if (_set.Count >= capacity)
+        {
+            _set.Clear();
+        }
+
+        var created = text.ToString();
+        _set.Add(created);
+        return created;
+    }
+}
+
+/// <summary>Decoded fds by their decoration text ("21&lt;TCP:[127.0.0.1:3000-&gt;127.0.0.1:45678]&gt;"); bounded like <see cref="TextCache"/>.</summary>
+internal sealed class FdCache(int capacity)
+{
+    private readonly Dictionary<string, FileDescriptorInfo> _map = new(StringComparer.Ordinal);
+
+    public bool TryGet(ReadOnlySpan<char> decoration, out FileDescriptorInfo fd) =>
+        _map.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(decoration, out fd!);
+
+    public void Add(ReadOnlySpan<char> decoration, FileDescriptorInfo fd)
+    {
+        if (_map.Count >= capacity)
+        {
+            _map.Clear();
+        }
+
+        _map[decoration.ToString()] = fd;
     }
 }

@@ -24,6 +24,15 @@ public sealed class TracerOptions
     [Range(0, 4096)]
     public int MaxDataBytes { get; set; } = 256;
 
+    /// <summary>
+    /// Real-time (SCHED_RR) priority of each strace, 0 to leave it a normal process. A ptrace'd function stops at every
+    /// system call until strace has looked at it, so on a busy machine the function waits for strace to get a CPU;
+    /// the lowest real-time priority lets strace run the moment its function stops. strace only runs when its function
+    /// makes a call, and the kernel caps real-time tasks at 95 % of each second (sched_rt_runtime_us).
+    /// </summary>
+    [Range(0, 99)]
+    public int StraceRealtimePriority { get; set; } = 1;
+
     /// <summary>Events buffered between the backends and the consumer; beyond it events are dropped and counted.</summary>
     [Range(16, 10_000_000)]
     public int ChannelCapacity { get; set; } = 65_536;

@@ -92,4 +92,24 @@ public sealed class BadInputTests
         Assert.Equal(TimeSpan.FromTicks(20), evt.Duration ?? TimeSpan.FromTicks(20));
         Assert.Equal(5, evt.ReturnValue);
     }
+
+    /// <summary>bpftrace keeps at most BPFTRACE_STRLEN (128) bytes per buf(): the program prints bytes 128..255 on a C line first.</summary>
+    [Fact]
+    public void A_second_chunk_of_socket_bytes_joins_its_read_and_a_stale_one_is_dropped()
+    {
+        var parser = new EbpfLineParser(0, maxDataBytes: 256, lookupFd: (_, fd) => new FileDescriptorInfo(fd, "socket:[1]"));
+        var head = "GET /categories HTTP/1.1\\\\x0d\\\\x0aHost: x\\\\x0d\\\\x0a" + new string('a', 98);
+        Assert.Equal(StraceLineKind.Pending, parser.Parse("{\"type\": \"printf\", \"data\": \"E\\t1000\\t7\\t7\\t1\\ttracepoint:syscalls:sys_enter_read\\t20\\t65536\\t0\\t\\t\\n\"}", out _));
+        Assert.Equal(StraceLineKind.Pending, parser.Parse("{\"type\": \"printf\", \"data\": \"C\\t3000\\t7\\tX-Call-Id: abc\\\\x0d\\\\x0a\\n\"}", out _));
+        Assert.Equal(StraceLineKind.Event, parser.Parse($"{{\"type\": \"printf\", \"data\": \"D\\t3000\\t7\\t7\\ttracepoint:syscalls:sys_exit_read\\t144\\t{head}\\n\"}}", out var evt));
+        var text = System.Text.Encoding.ASCII.GetString(evt!.Data!);
+        Assert.StartsWith("GET /categories HTTP/1.1\r\nHost: x\r\n", text, StringComparison.Ordinal);
+        Assert.EndsWith("aX-Call-Id: abc\r\n", text, StringComparison.Ordinal);
+
+        // a chunk whose own line was lost must not be glued to the next read of that thread
+        parser.Parse("{\"type\": \"printf\", \"data\": \"C\\t4000\\t7\\tstale\\n\"}", out _);
+        parser.Parse("{\"type\": \"printf\", \"data\": \"E\\t5000\\t7\\t7\\t1\\ttracepoint:syscalls:sys_enter_read\\t20\\t65536\\t0\\t\\t\\n\"}", out _);
+        parser.Parse("{\"type\": \"printf\", \"data\": \"D\\t6000\\t7\\t7\\ttracepoint:syscalls:sys_exit_read\\t3\\tGET\\n\"}", out var next);
+        Assert.Equal("GET"u8.ToArray(), next!.Data);
+    }
 }

@@ -97,6 +97,65 @@ public sealed class StraceLineParserTests
         Assert.Equal(7, group!.ReturnValue);
     }
 
+    /// <summary>
+    /// The hot path allocates nothing for a line that is no event (an ignored call, an unfinished half) and, for an
+    /// event like the last one, only the event itself: flags, paths and fd decodings come from the parser's caches.
+    /// </summary>
+    [Fact]
+    public void Lines_that_are_no_event_allocate_nothing_and_repeated_events_share_their_strings()
+    {
+        string[] noEvents =
+        [
+            "21418 1795391277.439445 futex(0x1622ee70, FUTEX_WAIT_BITSET_PRIVATE|FUTEX_CLOCK_REALTIME, 0, NULL, FUTEX_BITSET_MATCH_ANY <unfinished ...>",
+            "21414 1795391279.196653 mprotect(0x30c5234c0000, 262144, PROT_READ|PROT_WRITE) = 0 <0.000049>",
+            "21419 1795391279.204493 openat(AT_FDCWD</srv>, \"/srv/handler.js\", O_RDONLY|O_CLOEXEC <unfinished ...>",
+            "21420 1795391279.204500 epoll_pwait(9<anon_inode:[eventpoll]>, [], 1024, 0, NULL, 8) = 0 <0.000011>",
+        ];
+        const string Open = "21419 1795391279.204493 openat(AT_FDCWD</srv>, \"/srv/handler.js\", O_RDONLY|O_CLOEXEC) = 21</srv/handler.js> <0.000020>";
+        var parser = new StraceLineParser();
+        var lines = noEvents.Select(l => l.ToCharArray()).ToArray();
+        var open = Open.ToCharArray();
+        for (var warm = 0; warm < 3; warm++)
+        {
+            foreach (var line in lines)
+            {
+                parser.Parse(line, out _);
+            }
+
+            parser.Parse(open, out _);
+        }
+
+        var kinds = new StraceLineKind[lines.Length];
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < lines.Length; i++)
+        {
+            kinds[i] = parser.Parse(lines[i], out _);
+        }
+
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal([StraceLineKind.Ignored, StraceLineKind.Ignored, StraceLineKind.Pending, StraceLineKind.Ignored], kinds);
+        Assert.Equal(0, allocated);
+        Assert.Equal(StraceLineKind.Event, parser.Parse(open, out var first));
+        Assert.Equal(StraceLineKind.Event, parser.Parse(open, out var second));
+        Assert.Equal("/srv/handler.js", second!.Path);
+        Assert.Same(first!.Path, second.Path);
+        Assert.Same(first.Flags, second.Flags);
+        Assert.Same(first.Fd, second.Fd);
+        Assert.Equal(new FileDescriptorInfo(21, "/srv/handler.js"), second.Fd);
+    }
+
+    [Theory]
+    [InlineData("0.000049", 490)]
+    [InlineData("0.000035", 350)]
+    [InlineData("12.5", 125_000_000)]
+    [InlineData("3", 30_000_000)]
+    [InlineData("0.123456789", 1_234_567)]
+    public void Durations_are_exact_ticks(string text, long ticks)
+    {
+        Assert.True(StraceLineParser.TryDuration(text, out var parsed));
+        Assert.Equal(ticks, parsed);
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("garbage")]
