@@ -11,7 +11,7 @@ public sealed partial class ComposeConfigTests(ResolvedCompose compose) : IClass
     private const string Monitor = "faasmon-monitor";
 
     private static readonly string[] AllCapabilities = ["ALL"];
-    private static readonly string[] TracerCapabilities = ["BPF", "PERFMON", "SYS_PTRACE"];
+    private static readonly string[] TracerCapabilities = ["BPF", "PERFMON", "SYS_NICE", "SYS_PTRACE"];
     private static readonly string[] ProxyCapabilities = ["NET_RAW"];
     private static readonly string[] Services = [Monitor, Proxy, Tracer];
     private static readonly string[] Secrets = ["basic-auth-password", "basic-auth-user"];
