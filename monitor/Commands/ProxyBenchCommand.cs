@@ -125,6 +125,7 @@ internal static partial class ProxyBenchCommand
             }
 
             Print(results.ToDictionary(r => r.Key, r => Median(r.Value)));
+            PrintRoundRatios(results);
             foreach (var (name, url) in targets.Where(t => t.Name.StartsWith("faasmon", StringComparison.Ordinal)))
             {
                 Console.WriteLine($"{name} counters: {await FaasmonCountersAsync(url, ct)}");
@@ -165,6 +166,25 @@ internal static partial class ProxyBenchCommand
             Console.WriteLine($"  faasmon/nginx p50:        {f.P50Ms / n.P50Ms:0.00}×   added p50 faasmon {addedF:0.000} ms vs nginx {addedN:0.000} ms (goal: ≤)");
             Console.WriteLine($"  faasmon/nginx p99:        {f.P99Ms / n.P99Ms:0.00}×");
             Console.WriteLine($"  faasmon/direct throughput: {f.RequestsPerSecond / direct.RequestsPerSecond:0.00}×   nginx/direct: {n.RequestsPerSecond / direct.RequestsPerSecond:0.00}×");
+        }
+    }
+
+    /// <summary>
+    /// Ratios within each round, where FaaSMon and nginx ran back to back under about the same outside load: steadier
+    /// than ratios of medians, which may come from different rounds.
+    /// </summary>
+    private static void PrintRoundRatios(Dictionary<string, List<LoadResult>> results)
+    {
+        var nginx = results["nginx"];
+        var direct = results["direct"];
+        foreach (var name in new[] { FaasmonPcap, FaasmonNoPcap }.Where(results.ContainsKey))
+        {
+            var rounds = results[name];
+            var throughput = rounds.Select((r, i) => r.RequestsPerSecond / nginx[i].RequestsPerSecond).ToList();
+            var addedP50 = rounds.Select((r, i) => (r.P50Ms - direct[i].P50Ms) - (nginx[i].P50Ms - direct[i].P50Ms)).ToList();
+            Console.WriteLine($"{name} per round: throughput ×nginx {string.Join(" ", throughput.Select(x => x.ToString("0.00", CultureInfo.InvariantCulture)))} " +
+                $"(median {throughput.Order().ElementAt(throughput.Count / 2):0.00}×); added p50 minus nginx's, ms " +
+                $"{string.Join(" ", addedP50.Select(x => x.ToString("0.000", CultureInfo.InvariantCulture)))} (median {addedP50.Order().ElementAt(addedP50.Count / 2):0.000})");
         }
     }
 
