@@ -25,8 +25,8 @@ internal static partial class ProxyBenchCommand
     {
         // .NET tiers its JIT up under load (tier 0, instrumented, then optimized code), which took over a minute of
         // load on two cores shared with other work; nginx needs none, but each target gets the same.
-        Description = "Seconds of unmeasured load per target before the first round.",
-        DefaultValueFactory = _ => 20,
+        Description = "Seconds of unmeasured load per target before the first round (more on a busy machine: the JIT tiers up by call counts).",
+        DefaultValueFactory = _ => 30,
     };
     private static readonly Option<int> Rounds = new("--rounds") { Description = "Rounds (targets interleaved each round); the median round is reported.", DefaultValueFactory = _ => 3 };
     private static readonly Option<int> Connections = new("--connections") { Description = "Concurrent keep-alive connections.", DefaultValueFactory = _ => 64 };
