@@ -55,17 +55,18 @@ internal sealed partial class InvocationPipeline(
             return;
         }
 
+        var traceParent = identity.Hop.ToString(); // formatted once, for the request and the response
         request.Headers[CallId.HeaderName] = identity.CallId;
-        request.Headers[TraceParent.HeaderName] = identity.Hop.ToString();
+        request.Headers[TraceParent.HeaderName] = traceParent;
         request.Headers[TraceParent.StateHeaderName] = identity.TraceState;
         context.Response.OnStarting(static state =>
         {
-            var (response, id) = ((HttpResponse, HopIdentity))state;
+            var (response, id, hop) = ((HttpResponse, HopIdentity, string))state;
             response.Headers[CallId.HeaderName] = id.CallId;
-            response.Headers[TraceParent.HeaderName] = id.Hop.ToString();
+            response.Headers[TraceParent.HeaderName] = hop;
             response.Headers[TraceParent.StateHeaderName] = id.TraceState;
             return Task.CompletedTask;
-        }, (context.Response, identity));
+        }, (context.Response, identity, traceParent));
 
         if (request.ContentLength > _options.MaxRequestBodyBytes)
         {

@@ -13,18 +13,20 @@ using Microsoft.Extensions.Logging;
 namespace FaaSMon.Monitor.Commands;
 
 /// <summary>
-/// <c>faasmon bench proxy</c>: one upstream, three ways to reach it (direct, FaaSMon's proxy, Debian nginx proxy_pass),
-/// the same load generator for each. FaaSMon's proxy and nginx both run as child processes in their own process
-/// groups on loopback, so neither shares a heap or a thread pool with the load or the upstream.
+/// <c>faasmon bench proxy</c>: one upstream, several ways to reach it (direct, FaaSMon's proxy with and without packet
+/// capture, Debian nginx proxy_pass), the same load generator for each, rounds interleaved. FaaSMon's proxies and nginx
+/// run as child processes in their own process groups on loopback, so none shares a heap or a thread pool with the load
+/// or the upstream.
 /// </summary>
 internal static partial class ProxyBenchCommand
 {
     private static readonly Option<int> Duration = new("--duration") { Description = "Seconds of load per target and round.", DefaultValueFactory = _ => 10 };
     private static readonly Option<int> Warmup = new("--warmup")
     {
-        // .NET tiers its JIT up under load, which takes seconds on two busy cores; nginx needs none, but each target gets the same.
-        Description = "Seconds of unmeasured load per target before the first round.",
-        DefaultValueFactory = _ => 10,
+        // .NET tiers its JIT up under load (tier 0, instrumented, then optimized code), which took over a minute of
+        // load on two cores shared with other work; nginx needs none, but each target gets the same.
+        Description = "Seconds of unmeasured load per target before the first round (more on a busy machine: the JIT tiers up by call counts).",
+        DefaultValueFactory = _ => 30,
     };
     private static readonly Option<int> Rounds = new("--rounds") { Description = "Rounds (targets interleaved each round); the median round is reported.", DefaultValueFactory = _ => 3 };
     private static readonly Option<int> Connections = new("--connections") { Description = "Concurrent keep-alive connections.", DefaultValueFactory = _ => 64 };
@@ -35,7 +37,11 @@ internal static partial class ProxyBenchCommand
         DefaultValueFactory = _ => "auto",
     };
 
-    private static readonly Option<bool> NoPcap = new("--no-pcap") { Description = "Run FaaSMon's proxy without packet capture (on by default when root)." };
+    private static readonly Option<bool> NoPcap = new("--no-pcap") { Description = "Measure FaaSMon's proxy only without packet capture." };
+    private static readonly Option<bool> PcapOnly = new("--pcap-only")
+    {
+        Description = "Measure FaaSMon's proxy only with packet capture (the default product configuration). Without either option both are measured, interleaved, when root.",
+    };
     private static readonly Option<string> RequestPath = new("--path") { Description = "Request path.", DefaultValueFactory = _ => "/function/echo" };
 
     public static Command Create()
@@ -44,7 +50,7 @@ internal static partial class ProxyBenchCommand
             "Latency and throughput of direct vs FaaSMon proxy vs nginx proxy_pass against one upstream; prints p50/p99, req/s and ratios. " +
             "Needs nginx (Debian nginx-light); uses wrk when installed.")
         {
-            Duration, Warmup, Rounds, Connections, Threads, Generator, NoPcap, RequestPath,
+            Duration, Warmup, Rounds, Connections, Threads, Generator, NoPcap, PcapOnly, RequestPath,
         };
         command.SetAction(async (parse, ct) => await RunAsync(parse, ct));
         return command;
@@ -58,7 +64,9 @@ internal static partial class ProxyBenchCommand
         var connections = Math.Max(1, parse.GetValue(Connections));
         var threads = Math.Clamp(parse.GetValue(Threads), 1, connections);
         var path = parse.GetValue(RequestPath)!;
-        var pcap = !parse.GetValue(NoPcap) && Environment.UserName == "root";
+        var root = Environment.UserName == "root";
+        var withPcap = root && !parse.GetValue(NoPcap);
+        var withoutPcap = parse.GetValue(NoPcap) || !parse.GetValue(PcapOnly) || !root;
         var wrk = FindExecutable("wrk");
         var generatorChoice = parse.GetValue(Generator);
         if (generatorChoice == "wrk" && wrk is null)
@@ -81,13 +89,23 @@ internal static partial class ProxyBenchCommand
         try
         {
             await using var upstream = await StartUpstreamAsync(ct);
-            // FaaSMon reaches the same upstream server on a port of its own, so its capture filter (tcp port N) sees
-            // only its own traffic, not the direct and nginx runs'.
-            var faasmon = await StartFaasmonProxyAsync(children, upstream.Second, work, pcap, ct);
-            var nginxUrl = await StartNginxAsync(children, nginx, upstream, work, ct);
-            var targets = new (string Name, Uri Url)[] { ("direct", upstream), ("faasmon", faasmon), ("nginx", nginxUrl) };
-            Console.WriteLine($"upstream {upstream} · {connections} connections · {(useWrk ? $"wrk -t{threads}" : "built-in generator")} · " +
-                $"{duration.TotalSeconds:0}s × {rounds} rounds · faasmon pcap {(pcap ? "on" : "off")} · nginx {NginxVersion(nginx)} · {Environment.ProcessorCount} cores");
+            // Each FaaSMon proxy reaches the same upstream server on a port of its own, so its capture filter
+            // (tcp port N) sees only its own traffic, not the direct, nginx or other FaaSMon runs'.
+            List<(string Name, Uri Url)> targets = [("direct", upstream.Address(0))];
+            if (withPcap)
+            {
+                targets.Add((FaasmonPcap, await StartFaasmonProxyAsync(children, upstream.Address(1), work, "faasmon", pcap: true, ct)));
+            }
+
+            if (withoutPcap)
+            {
+                targets.Add((FaasmonNoPcap, await StartFaasmonProxyAsync(children, upstream.Address(2), work, "faasmon-nopcap", pcap: false, ct)));
+            }
+
+            targets.Add(("nginx", await StartNginxAsync(children, nginx, upstream.Address(0), work, ct)));
+            Console.WriteLine($"upstream {upstream.Address(0)} · {connections} connections · {(useWrk ? $"wrk -t{threads}" : "built-in generator")} · " +
+                $"{duration.TotalSeconds:0}s × {rounds} rounds, {warmup.TotalSeconds:0}s warm-up · nginx {NginxVersion(nginx)} (worker_processes auto) · " +
+                $"{Environment.ProcessorCount} cores · load average {LoadAverage()}");
 
             var results = targets.ToDictionary(t => t.Name, _ => new List<LoadResult>());
             for (var round = 1; round <= rounds; round++)
@@ -102,12 +120,18 @@ internal static partial class ProxyBenchCommand
 
                     var result = await GenerateAsync(useWrk, wrk, children, target, duration, connections, threads, ct);
                     results[name].Add(result);
-                    Console.WriteLine($"  round {round} {name,-8} {result.RequestsPerSecond,10:N0} req/s  p50 {result.P50Ms,7:0.000} ms  p99 {result.P99Ms,7:0.000} ms  errors {result.Errors}");
+                    Console.WriteLine($"  round {round} {name,-14} {result.RequestsPerSecond,10:N0} req/s  p50 {result.P50Ms,7:0.000} ms  p99 {result.P99Ms,7:0.000} ms  errors {result.Errors}  load {LoadAverage()}");
                 }
             }
 
             Print(results.ToDictionary(r => r.Key, r => Median(r.Value)));
-            Console.WriteLine(await FaasmonCountersAsync(faasmon, ct));
+            PrintRoundRatios(results);
+            foreach (var (name, url) in targets.Where(t => t.Name.StartsWith("faasmon", StringComparison.Ordinal)))
+            {
+                Console.WriteLine($"{name} counters: {await FaasmonCountersAsync(url, ct)}");
+            }
+
+            Console.WriteLine($"load average {LoadAverage()}");
             return 0;
         }
         finally
@@ -117,25 +141,64 @@ internal static partial class ProxyBenchCommand
         }
     }
 
+    private const string FaasmonPcap = "faasmon";
+    private const string FaasmonNoPcap = "faasmon-nopcap";
+
     private static void Print(Dictionary<string, LoadResult> median)
     {
         var direct = median["direct"];
         Console.WriteLine();
-        Console.WriteLine("target        req/s    p50 ms    p99 ms   added p50 ms   errors");
+        Console.WriteLine("target              req/s    p50 ms    p99 ms   added p50 ms   errors");
         foreach (var (name, r) in median)
         {
-            Console.WriteLine($"{name,-8} {r.RequestsPerSecond,10:N0} {r.P50Ms,9:0.000} {r.P99Ms,9:0.000} {r.P50Ms - direct.P50Ms,14:0.000} {r.Errors,8}");
+            Console.WriteLine($"{name,-14} {r.RequestsPerSecond,10:N0} {r.P50Ms,9:0.000} {r.P99Ms,9:0.000} {r.P50Ms - direct.P50Ms,14:0.000} {r.Errors,8}");
         }
 
-        var f = median["faasmon"];
         var n = median["nginx"];
-        var addedF = f.P50Ms - direct.P50Ms;
         var addedN = n.P50Ms - direct.P50Ms;
-        Console.WriteLine();
-        Console.WriteLine($"faasmon/nginx throughput: {f.RequestsPerSecond / n.RequestsPerSecond:0.00}×   (goal ≥ 0.90×)");
-        Console.WriteLine($"faasmon/nginx p50:        {f.P50Ms / n.P50Ms:0.00}×   added p50 faasmon {addedF:0.000} ms vs nginx {addedN:0.000} ms (goal: ≤)");
-        Console.WriteLine($"faasmon/nginx p99:        {f.P99Ms / n.P99Ms:0.00}×");
-        Console.WriteLine($"faasmon/direct throughput: {f.RequestsPerSecond / direct.RequestsPerSecond:0.00}×   nginx/direct: {n.RequestsPerSecond / direct.RequestsPerSecond:0.00}×");
+        foreach (var name in new[] { FaasmonPcap, FaasmonNoPcap }.Where(median.ContainsKey))
+        {
+            var f = median[name];
+            var addedF = f.P50Ms - direct.P50Ms;
+            Console.WriteLine();
+            Console.WriteLine($"{name} (pcap {(name == FaasmonPcap ? "on" : "off")}):");
+            Console.WriteLine($"  faasmon/nginx throughput: {f.RequestsPerSecond / n.RequestsPerSecond:0.00}×   (goal ≥ 0.90×)");
+            Console.WriteLine($"  faasmon/nginx p50:        {f.P50Ms / n.P50Ms:0.00}×   added p50 faasmon {addedF:0.000} ms vs nginx {addedN:0.000} ms (goal: ≤)");
+            Console.WriteLine($"  faasmon/nginx p99:        {f.P99Ms / n.P99Ms:0.00}×");
+            Console.WriteLine($"  faasmon/direct throughput: {f.RequestsPerSecond / direct.RequestsPerSecond:0.00}×   nginx/direct: {n.RequestsPerSecond / direct.RequestsPerSecond:0.00}×");
+        }
+    }
+
+    /// <summary>
+    /// Ratios within each round, where FaaSMon and nginx ran back to back under about the same outside load: steadier
+    /// than ratios of medians, which may come from different rounds.
+    /// </summary>
+    private static void PrintRoundRatios(Dictionary<string, List<LoadResult>> results)
+    {
+        var nginx = results["nginx"];
+        var direct = results["direct"];
+        foreach (var name in new[] { FaasmonPcap, FaasmonNoPcap }.Where(results.ContainsKey))
+        {
+            var rounds = results[name];
+            var throughput = rounds.Select((r, i) => r.RequestsPerSecond / nginx[i].RequestsPerSecond).ToList();
+            var addedP50 = rounds.Select((r, i) => (r.P50Ms - direct[i].P50Ms) - (nginx[i].P50Ms - direct[i].P50Ms)).ToList();
+            Console.WriteLine($"{name} per round: throughput ×nginx {string.Join(" ", throughput.Select(x => x.ToString("0.00", CultureInfo.InvariantCulture)))} " +
+                $"(median {throughput.Order().ElementAt(throughput.Count / 2):0.00}×); added p50 minus nginx's, ms " +
+                $"{string.Join(" ", addedP50.Select(x => x.ToString("0.000", CultureInfo.InvariantCulture)))} (median {addedP50.Order().ElementAt(addedP50.Count / 2):0.000})");
+        }
+    }
+
+    /// <summary>The 1, 5 and 15 minute load averages: the machine is shared, so every figure is printed beside them.</summary>
+    private static string LoadAverage()
+    {
+        try
+        {
+            return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+        }
+        catch (IOException)
+        {
+            return "?";
+        }
     }
 
     private static LoadResult Median(List<LoadResult> results) => results.OrderBy(r => r.RequestsPerSecond).ElementAt(results.Count / 2);
@@ -147,8 +210,11 @@ internal static partial class ProxyBenchCommand
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
-            kestrel.Listen(IPAddress.Loopback, 0);
-            kestrel.Listen(IPAddress.Loopback, 0);
+            // direct and nginx share the first port; each FaaSMon proxy gets one of its own (its capture filter)
+            for (var i = 0; i < 3; i++)
+            {
+                kestrel.Listen(IPAddress.Loopback, 0);
+            }
         });
         var app = builder.Build();
         var body = "{\"status\":\"ok\",\"function\":\"echo\"}"u8.ToArray();
@@ -162,7 +228,7 @@ internal static partial class ProxyBenchCommand
         return new UpstreamServer(app);
     }
 
-    private static async Task<Uri> StartFaasmonProxyAsync(ChildGroup children, Uri upstream, string work, bool pcap, CancellationToken ct)
+    private static async Task<Uri> StartFaasmonProxyAsync(ChildGroup children, Uri upstream, string work, string name, bool pcap, CancellationToken ct)
     {
         var port = FreePort();
         // The same `faasmon proxy` a user runs, as a child: this very program, through the same runtime.
@@ -173,15 +239,16 @@ internal static partial class ProxyBenchCommand
             args.Add(self);
         }
 
-        args.AddRange(["proxy", "--listen", $"127.0.0.1:{port}", "--upstream", upstream.ToString(), "--data-dir", Path.Combine(work, "faasmon")]);
+        args.AddRange(["proxy", "--listen", $"127.0.0.1:{port}", "--upstream", upstream.ToString(), "--data-dir", Path.Combine(work, name)]);
         if (!pcap)
         {
             args.Add("--no-pcap");
         }
 
-        var child = children.Start("faasmon proxy", Environment.ProcessPath!, args, Path.Combine(work, "faasmon.log"));
+        var log = Path.Combine(work, $"{name}.log");
+        var child = children.Start(name, Environment.ProcessPath!, args, log);
         var url = new Uri($"http://127.0.0.1:{port}/");
-        await WaitForPortAsync(child, port, Path.Combine(work, "faasmon.log"), ct);
+        await WaitForPortAsync(child, port, log, ct);
         return url;
     }
 
@@ -321,7 +388,7 @@ internal static partial class ProxyBenchCommand
         var metrics = await client.GetStringAsync(new Uri(faasmon, "/metrics"), ct);
         var lines = metrics.Split('\n').Where(l => l.StartsWith("faasmon_", StringComparison.Ordinal))
             .Select(l => Regex.Replace(l, "otel_scope_name=\"[^\"]*\",?", "").Replace("{}", "", StringComparison.Ordinal));
-        return "faasmon proxy counters: " + string.Join("; ", lines);
+        return string.Join("; ", lines);
     }
 
     private static async Task WaitForPortAsync(Process child, int port, string log, CancellationToken ct)
@@ -384,18 +451,9 @@ internal static partial class ProxyBenchCommand
 
     private sealed class UpstreamServer(WebApplication app) : IAsyncDisposable
     {
-        public static implicit operator Uri(UpstreamServer server) => server.First;
-
-        /// <summary>The port for direct and nginx runs.</summary>
-        public Uri First => Address(0);
-
-        /// <summary>The same server on a second port, for FaaSMon's proxy.</summary>
-        public Uri Second => Address(1);
-
-        private Uri Address(int index) =>
+        /// <summary>One server on several ports: 0 for direct and nginx runs, 1 and 2 for the FaaSMon proxies.</summary>
+        public Uri Address(int index) =>
             new(app.Urls.Order(StringComparer.Ordinal).ElementAt(index).Replace("localhost", "127.0.0.1", StringComparison.Ordinal) + "/");
-
-        public override string ToString() => ((Uri)this).ToString();
 
         public async ValueTask DisposeAsync()
         {

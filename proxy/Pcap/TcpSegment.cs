@@ -7,7 +7,29 @@ namespace FaaSMon.Proxy.Pcap;
 /// <summary>One side of a TCP connection, kept as raw address bytes so matching a packet allocates nothing.</summary>
 internal readonly record struct TcpEndpoint(UInt128 Address, bool IsV6, ushort Port)
 {
+    // Flow records name the same few addresses over and over (the proxy's and the gateway's); only the capture
+    // thread formats them, so a small per-thread cache spares an IPAddress and a string per flow.
+    [ThreadStatic]
+    private static Dictionary<(UInt128, bool), string>? t_texts;
+
     public string AddressText()
+    {
+        var texts = t_texts ??= [];
+        if (texts.TryGetValue((Address, IsV6), out var cached))
+        {
+            return cached;
+        }
+
+        var text = Format();
+        if (texts.Count < 1024)
+        {
+            texts[(Address, IsV6)] = text;
+        }
+
+        return text;
+    }
+
+    private string Format()
     {
         Span<byte> bytes = stackalloc byte[16];
         BinaryPrimitives.WriteUInt128BigEndian(bytes, Address);
