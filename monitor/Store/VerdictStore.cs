@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -103,7 +104,65 @@ internal sealed class VerdictStore : IDisposable
         }.ToString();
         _writer = new SqliteConnection(_connectionString);
         _writer.Open();
-        Execute(_writer, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;");
+        // No checkpoint on the write path: SQLite's automatic one runs inside a commit (with an fsync) while the write lock
+        // is held, so a verdict would wait for the disk. A connection of the store's own checkpoints every 2 s instead,
+        // passively (writers go on meanwhile).
+        Execute(_writer, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; PRAGMA wal_autocheckpoint=0;");
+        _checkpointer = new Timer(_ => Checkpoint(), null, CheckpointInterval, CheckpointInterval);
+        _flusher = new Timer(_ => FlushQuietly(), null, FlushInterval, FlushInterval);
+    }
+
+    private static readonly TimeSpan FlushInterval = TimeSpan.FromMilliseconds(50);
+    private readonly ConcurrentQueue<object> _pending = new();
+    private readonly Timer _flusher;
+    private int _pendingCount;
+
+    /// <summary>Records and flows waiting for their batch.</summary>
+    public int PendingWrites => Volatile.Read(ref _pendingCount);
+
+    private void FlushQuietly()
+    {
+        try
+        {
+            FlushPending();
+        }
+        catch (SqliteException)
+        {
+            // kept queued: the next tick tries again
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    private static readonly TimeSpan CheckpointInterval = TimeSpan.FromSeconds(2);
+    private readonly Timer _checkpointer;
+    private int _checkpointing;
+
+    /// <summary>Copies the write-ahead log into the database (passive: never blocks a writer). Runs on a timer.</summary>
+    internal void Checkpoint()
+    {
+        if (Interlocked.Exchange(ref _checkpointing, 1) == 1)
+        {
+            return;
+        }
+
+        try
+        {
+            using var connection = Read();
+            Execute(connection, "PRAGMA wal_checkpoint(PASSIVE);");
+        }
+        catch (SqliteException)
+        {
+            // busy or closing: the next tick tries again
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            Volatile.Write(ref _checkpointing, 0);
+        }
     }
 
     /// <summary>Opens (or creates) the store in <paramref name="directory"/>.</summary>
@@ -222,7 +281,7 @@ internal sealed class VerdictStore : IDisposable
         return verdicts;
     }
 
-    /// <summary>The proxy saw a function invocation: a pending row until its graph is classified.</summary>
+    /// <summary>The proxy saw a function invocation: a pending row until its graph is classified (written with the next batch).</summary>
     public void AddRecord(InvocationRecord record)
     {
         ArgumentNullException.ThrowIfNull(record);
@@ -231,31 +290,100 @@ internal sealed class VerdictStore : IDisposable
             return; // the gateway's own routes are not invocations
         }
 
+        Enqueue(record);
+    }
+
+    /// <summary>
+    /// Records and flows come several per invocation: one transaction each would hold the write lock (and the verdicts
+    /// behind it) for every one of them. They are queued and written in one transaction at most 50 ms later, or as soon as
+    /// 256 wait; a reader that needs them (a pcap slice, one invocation) writes what waits first.
+    /// </summary>
+    private void Enqueue(object item)
+    {
+        _pending.Enqueue(item);
+        if (Interlocked.Increment(ref _pendingCount) >= 256)
+        {
+            FlushPending();
+        }
+    }
+
+    /// <summary>Writes the queued records and flows in one transaction; on failure they stay queued for the next try.</summary>
+    public void FlushPending()
+    {
+        if (_pending.IsEmpty)
+        {
+            return;
+        }
+
         lock (_write)
         {
-            using var command = _writer.CreateCommand();
-            command.CommandText = """
-                INSERT INTO invocations (id, call_id, trace_id, parent_id, function, method, path, status, started_ms, duration_ms,
-                                         response_end_ms, verdict, record_json)
-                VALUES ($id, $call, $trace, $parent, $function, $method, $path, $status, $started, $duration, $end, 'pending', $record)
-                ON CONFLICT (id) DO UPDATE SET record_json = excluded.record_json, status = excluded.status,
-                    response_end_ms = excluded.response_end_ms, method = excluded.method, path = excluded.path,
-                    parent_id = COALESCE(invocations.parent_id, excluded.parent_id);
-                """;
-            Bind(command, "$id", record.SpanId);
-            Bind(command, "$call", record.CallId);
-            Bind(command, "$trace", record.TraceId);
-            Bind(command, "$parent", record.ParentSpanId);
-            Bind(command, "$function", record.Function);
-            Bind(command, "$method", record.Method);
-            Bind(command, "$path", record.Path);
-            Bind(command, "$status", record.Status);
-            Bind(command, "$started", record.StartUtc.ToUnixTimeMilliseconds());
-            Bind(command, "$duration", record.DurationMs);
-            Bind(command, "$end", record.EndUtc.ToUnixTimeMilliseconds());
-            Bind(command, "$record", JsonSerializer.Serialize(record, Json));
-            command.ExecuteNonQuery();
+            var taken = new List<object>();
+            while (_pending.TryDequeue(out var item))
+            {
+                Interlocked.Decrement(ref _pendingCount);
+                taken.Add(item);
+            }
+
+            if (taken.Count == 0)
+            {
+                return;
+            }
+
+            try
+            {
+                using var transaction = _writer.BeginTransaction();
+                foreach (var item in taken)
+                {
+                    if (item is InvocationRecord record)
+                    {
+                        WriteRecord(record, transaction);
+                    }
+                    else
+                    {
+                        WriteFlow((PacketFlow)item, transaction);
+                    }
+                }
+
+                transaction.Commit();
+            }
+            catch (SqliteException)
+            {
+                foreach (var item in taken)
+                {
+                    _pending.Enqueue(item);
+                    Interlocked.Increment(ref _pendingCount);
+                }
+
+                throw;
+            }
         }
+    }
+
+    private void WriteRecord(InvocationRecord record, SqliteTransaction transaction)
+    {
+        using var command = _writer.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = """
+            INSERT INTO invocations (id, call_id, trace_id, parent_id, function, method, path, status, started_ms, duration_ms,
+                                     response_end_ms, verdict, record_json)
+            VALUES ($id, $call, $trace, $parent, $function, $method, $path, $status, $started, $duration, $end, 'pending', $record)
+            ON CONFLICT (id) DO UPDATE SET record_json = excluded.record_json, status = excluded.status,
+                response_end_ms = excluded.response_end_ms, method = excluded.method, path = excluded.path,
+                parent_id = COALESCE(invocations.parent_id, excluded.parent_id);
+            """;
+        Bind(command, "$id", record.SpanId);
+        Bind(command, "$call", record.CallId);
+        Bind(command, "$trace", record.TraceId);
+        Bind(command, "$parent", record.ParentSpanId);
+        Bind(command, "$function", record.Function);
+        Bind(command, "$method", record.Method);
+        Bind(command, "$path", record.Path);
+        Bind(command, "$status", record.Status);
+        Bind(command, "$started", record.StartUtc.ToUnixTimeMilliseconds());
+        Bind(command, "$duration", record.DurationMs);
+        Bind(command, "$end", record.EndUtc.ToUnixTimeMilliseconds());
+        Bind(command, "$record", JsonSerializer.Serialize(record, Json));
+        command.ExecuteNonQuery();
     }
 
     /// <summary>
@@ -337,31 +465,35 @@ internal sealed class VerdictStore : IDisposable
             return;
         }
 
-        lock (_write)
-        {
-            using var command = _writer.CreateCommand();
-            command.CommandText = """
-                INSERT INTO flows (span_id, protocol, source, destination, packets, bytes, first_ms, last_ms, slice_file, slice_offset, slice_length)
-                VALUES ($span, $protocol, $source, $destination, $packets, $bytes, $first, $last, $file, $offset, $length)
-                """;
-            Bind(command, "$span", flow.SpanId);
-            Bind(command, "$protocol", flow.Protocol);
-            Bind(command, "$source", $"{flow.SourceAddress}:{flow.SourcePort}");
-            Bind(command, "$destination", $"{flow.DestinationAddress}:{flow.DestinationPort}");
-            Bind(command, "$packets", flow.Packets);
-            Bind(command, "$bytes", flow.Bytes);
-            Bind(command, "$first", flow.FirstSeenUtc.ToUnixTimeMilliseconds());
-            Bind(command, "$last", flow.LastSeenUtc.ToUnixTimeMilliseconds());
-            Bind(command, "$file", flow.SliceFile);
-            Bind(command, "$offset", flow.SliceOffset);
-            Bind(command, "$length", flow.SliceLength);
-            command.ExecuteNonQuery();
-        }
+        Enqueue(flow);
+    }
+
+    private void WriteFlow(PacketFlow flow, SqliteTransaction transaction)
+    {
+        using var command = _writer.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = """
+            INSERT INTO flows (span_id, protocol, source, destination, packets, bytes, first_ms, last_ms, slice_file, slice_offset, slice_length)
+            VALUES ($span, $protocol, $source, $destination, $packets, $bytes, $first, $last, $file, $offset, $length)
+            """;
+        Bind(command, "$span", flow.SpanId);
+        Bind(command, "$protocol", flow.Protocol);
+        Bind(command, "$source", $"{flow.SourceAddress}:{flow.SourcePort}");
+        Bind(command, "$destination", $"{flow.DestinationAddress}:{flow.DestinationPort}");
+        Bind(command, "$packets", flow.Packets);
+        Bind(command, "$bytes", flow.Bytes);
+        Bind(command, "$first", flow.FirstSeenUtc.ToUnixTimeMilliseconds());
+        Bind(command, "$last", flow.LastSeenUtc.ToUnixTimeMilliseconds());
+        Bind(command, "$file", flow.SliceFile);
+        Bind(command, "$offset", flow.SliceOffset);
+        Bind(command, "$length", flow.SliceLength);
+        command.ExecuteNonQuery();
     }
 
     /// <summary>The pcap slices of an invocation, in capture order: (file, offset after the pcap header, length).</summary>
     public IReadOnlyList<(string File, long Offset, long Length)> Slices(string id)
     {
+        FlushPending();
         using var connection = Read();
         using var command = connection.CreateCommand();
         command.CommandText = "SELECT slice_file, slice_offset, slice_length FROM flows WHERE span_id = $s AND slice_file IS NOT NULL AND slice_length > 0 ORDER BY first_ms LIMIT 1000";
@@ -400,6 +532,7 @@ internal sealed class VerdictStore : IDisposable
     public InvocationPage List(InvocationQuery query)
     {
         ArgumentNullException.ThrowIfNull(query);
+        FlushPending();
         using var connection = Read();
         using var command = connection.CreateCommand();
         var where = new List<string>();
@@ -445,6 +578,7 @@ internal sealed class VerdictStore : IDisposable
     public StoredInvocation? Find(string reference)
     {
         ArgumentNullException.ThrowIfNull(reference);
+        FlushPending();
         using var connection = Read();
         using var command = connection.CreateCommand();
         command.CommandText = $"""
@@ -510,6 +644,7 @@ internal sealed class VerdictStore : IDisposable
     /// <summary>Removes what is beyond the retention limits, graph files first. Returns the rows removed.</summary>
     public int Prune(DateTimeOffset now)
     {
+        FlushPending();
         var cutoff = (now - _options.MaxAge).ToUnixTimeMilliseconds();
         var doomed = new List<(string Id, string? File)>();
         using (var connection = Read())
@@ -569,6 +704,35 @@ internal sealed class VerdictStore : IDisposable
 
     public void Dispose()
     {
+        using (var flushed = new ManualResetEvent(false))
+        {
+            if (_flusher.Dispose(flushed))
+            {
+                flushed.WaitOne(TimeSpan.FromSeconds(10));
+            }
+        }
+
+        FlushQuietly(); // nothing queued is lost by stopping
+        using (var stopped = new ManualResetEvent(false))
+        {
+            if (_checkpointer.Dispose(stopped))
+            {
+                stopped.WaitOne(TimeSpan.FromSeconds(10)); // a checkpoint under way finishes first
+            }
+        }
+
+        lock (_write)
+        {
+            try
+            {
+                Execute(_writer, "PRAGMA wal_checkpoint(TRUNCATE);"); // leave the database whole, the log empty
+            }
+            catch (SqliteException)
+            {
+                // another process still reads it: the log stays, SQLite replays it on the next open
+            }
+        }
+
         _writer.Dispose();
         SqliteConnection.ClearPool(_writer);
     }
