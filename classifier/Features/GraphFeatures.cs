@@ -56,26 +56,41 @@ internal sealed record GraphFeatures(string GraphId, int NodeCount, float[] X, l
             throw new InvalidGraphException(id, "the graph has no nodes");
         }
 
-        var index = new Dictionary<int, int>(graph.Nodes.Count);
-        for (var i = 0; i < graph.Nodes.Count; i++)
+        // Kinds are numbered from 0 (the one-hot and count columns are indexed by them), so "defined" is "in range".
+        var n = graph.Nodes.Count;
+        var nodes = graph.Nodes;
+        var sequential = true;
+        for (var i = 0; i < n && sequential; i++)
         {
-            var node = graph.Nodes[i];
-            if (!Enum.IsDefined(node.Kind))
+            sequential = nodes[i].Id == i;
+        }
+
+        // The grapher numbers nodes 0..n-1 in order, and then an id is its row: the map is only for other numberings.
+        Dictionary<int, int>? index = null;
+        if (!sequential)
+        {
+            index = new Dictionary<int, int>(n);
+        }
+
+        for (var i = 0; i < n; i++)
+        {
+            var node = nodes[i];
+            if ((uint)node.Kind >= (uint)NodeKinds)
             {
                 throw new InvalidGraphException(id, $"node {node.Id} has unknown kind {(int)node.Kind}");
             }
 
-            if (!index.TryAdd(node.Id, i))
+            if (index is not null && !index.TryAdd(node.Id, i))
             {
                 throw new InvalidGraphException(id, $"node id {node.Id} appears twice");
             }
         }
 
-        var n = graph.Nodes.Count;
         var width = FeatureCount;
         var x = new float[n * width];
-        var inCounts = new int[n * EdgeKinds];
-        var outCounts = new int[n * EdgeKinds];
+        // Per-kind edge counts are counted straight into their columns (exact as floats), then turned into logs.
+        var inDegrees = new int[n];
+        var outDegrees = new int[n];
         var inherited = new bool[n];
         var edges = graph.Edges ?? [];
         var source = new long[2 * edges.Count];
@@ -84,19 +99,21 @@ internal sealed record GraphFeatures(string GraphId, int NodeCount, float[] X, l
         for (var e = 0; e < edges.Count; e++)
         {
             var edge = edges[e];
-            if (!Enum.IsDefined(edge.Kind))
+            if ((uint)edge.Kind >= (uint)EdgeKinds)
             {
                 throw new InvalidGraphException(id, $"edge {edge.Source}→{edge.Target} has unknown kind {(int)edge.Kind}");
             }
 
-            if (!index.TryGetValue(edge.Source, out var s) || !index.TryGetValue(edge.Target, out var t))
+            if (!Row(edge.Source, out var s) || !Row(edge.Target, out var t))
             {
                 throw new InvalidGraphException(id, $"edge {edge.Source}→{edge.Target} ({edge.Kind}) names a node that is not in the graph");
             }
 
             var kind = (int)edge.Kind;
-            outCounts[(s * EdgeKinds) + kind]++;
-            inCounts[(t * EdgeKinds) + kind]++;
+            x[(s * width) + NodeKinds + EdgeKinds + kind]++;
+            x[(t * width) + NodeKinds + kind]++;
+            outDegrees[s]++;
+            inDegrees[t]++;
             if (edge.Kind == EdgeKind.Inherits)
             {
                 inherited[s] = inherited[t] = true;
@@ -114,29 +131,44 @@ internal sealed record GraphFeatures(string GraphId, int NodeCount, float[] X, l
         for (var i = 0; i < n; i++)
         {
             var row = i * width;
-            nodeIds[i] = graph.Nodes[i].Id;
-            x[row + (int)graph.Nodes[i].Kind] = 1f;
-            int inDegree = 0, outDegree = 0;
-            for (var k = 0; k < EdgeKinds; k++)
+            var node = nodes[i];
+            nodeIds[i] = node.Id;
+            x[row + (int)node.Kind] = 1f;
+            var counts = x.AsSpan(row + NodeKinds, 2 * EdgeKinds);
+            for (var k = 0; k < counts.Length; k++)
             {
-                var inCount = inCounts[(i * EdgeKinds) + k];
-                var outCount = outCounts[(i * EdgeKinds) + k];
-                inDegree += inCount;
-                outDegree += outCount;
-                x[row + NodeKinds + k] = MathF.Log(1 + inCount);
-                x[row + NodeKinds + EdgeKinds + k] = MathF.Log(1 + outCount);
+                if (counts[k] != 0f)
+                {
+                    counts[k] = LogOnePlus((int)counts[k]);
+                }
             }
 
-            x[row + NodeKinds + (2 * EdgeKinds)] = MathF.Log(1 + inDegree);
-            x[row + NodeKinds + (2 * EdgeKinds) + 1] = MathF.Log(1 + outDegree);
+            x[row + NodeKinds + (2 * EdgeKinds)] = LogOnePlus(inDegrees[i]);
+            x[row + NodeKinds + (2 * EdgeKinds) + 1] = LogOnePlus(outDegrees[i]);
             x[row + NodeKinds + (2 * EdgeKinds) + 2] = inherited[i] ? 1f : 0f;
-            WriteNameFlags(graph.Nodes[i], x.AsSpan(row + NodeKinds + (2 * EdgeKinds) + 3, NameFlags));
+            WriteNameFlags(node, x.AsSpan(row + NodeKinds + (2 * EdgeKinds) + 3, NameFlags));
         }
 
-        WriteBehaviourColumns(graph, index, x, width, NodeKinds + (2 * EdgeKinds) + 3 + NameFlags);
+        WriteBehaviourColumns(graph, source, target, x, width, NodeKinds + (2 * EdgeKinds) + 3 + NameFlags);
 
         return new GraphFeatures(id, n, x, source, target, type, nodeIds);
+
+        bool Row(int nodeId, out int row)
+        {
+            if (index is null)
+            {
+                row = nodeId;
+                return (uint)nodeId < (uint)n;
+            }
+
+            return index.TryGetValue(nodeId, out row);
+        }
     }
+
+    /// <summary>log(1 + count), from a table for the small counts most nodes have (a 1k-node graph has 34k of them).</summary>
+    private static float LogOnePlus(int count) => (uint)count < (uint)SmallLogs.Length ? SmallLogs[count] : MathF.Log(1 + count);
+
+    private static readonly float[] SmallLogs = [.. Enumerable.Range(0, 256).Select(c => MathF.Log(1 + c))];
 
     private static readonly string[] SecretPrefixes = ["/var/openfaas/secrets/", "/run/secrets/", "/etc/shadow", "/root/.ssh/"];
     private static readonly string[] TemporaryPrefixes = ["/tmp/", "/dev/shm/", "/var/tmp/"];
@@ -146,7 +178,19 @@ internal sealed record GraphFeatures(string GraphId, int NodeCount, float[] X, l
     private static void WriteNameFlags(GraphNode node, Span<float> flags)
     {
         static float Flag(bool value) => value ? 1f : 0f;
-        static bool Under(string path, string[] prefixes) => prefixes.Any(p => path.StartsWith(p, StringComparison.Ordinal));
+        static bool Under(string path, string[] prefixes)
+        {
+            foreach (var prefix in prefixes)
+            {
+                if (path.StartsWith(prefix, StringComparison.Ordinal))
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+
         switch (node.Kind)
         {
             case NodeKind.File:
@@ -170,29 +214,33 @@ internal sealed record GraphFeatures(string GraphId, int NodeCount, float[] X, l
         }
     }
 
-    private static readonly EdgeKind[] Planting = [EdgeKind.Write, EdgeKind.Rename, EdgeKind.Chmod, EdgeKind.Inherits];
+    /// <summary>Edges that plant a file (bits by <see cref="EdgeKind"/>): write, rename, chmod, inherits.</summary>
+    private const int PlantingKinds = (1 << (int)EdgeKind.Write) | (1 << (int)EdgeKind.Rename) | (1 << (int)EdgeKind.Chmod) | (1 << (int)EdgeKind.Inherits);
 
     /// <summary>
     /// Context columns, <see cref="BehaviourColumns"/>. Only the invocation the graph is about (role <c>self</c>) gets the
     /// call columns: the earlier invocations a file was inherited from (role <c>writer</c>) are placeholders. Ids such as
     /// <c>callerCallId</c> are never features, only whether a caller was named.
     /// </summary>
-    private static void WriteBehaviourColumns(ProvenanceGraph graph, Dictionary<int, int> index, float[] x, int width, int offset)
+    private static void WriteBehaviourColumns(ProvenanceGraph graph, long[] sources, long[] targets, float[] x, int width, int offset)
     {
-        var planted = new HashSet<int>();
-        foreach (var edge in graph.Edges ?? [])
+        // Edge e of the graph is row 2e of the message edges (source → target as recorded).
+        var edges = graph.Edges ?? [];
+        var planted = new bool[graph.Nodes.Count];
+        for (var e = 0; e < edges.Count; e++)
         {
-            if (Planting.Contains(edge.Kind))
+            if ((PlantingKinds & (1 << (int)edges[e].Kind)) != 0)
             {
-                planted.Add(index[edge.Target]);
+                planted[targets[2 * e]] = true;
             }
         }
 
-        foreach (var edge in graph.Edges ?? [])
+        for (var e = 0; e < edges.Count; e++)
         {
-            var source = index[edge.Source];
-            var target = index[edge.Target];
-            if (edge.Kind == EdgeKind.Execve && planted.Contains(target))
+            var edge = edges[e];
+            var source = (int)sources[2 * e];
+            var target = (int)targets[2 * e];
+            if (edge.Kind == EdgeKind.Execve && planted[target])
             {
                 x[(source * width) + offset + 4] = 1f;
                 x[(target * width) + offset + 6] = 1f;

@@ -49,6 +49,7 @@ internal sealed class GnnModel : IDisposable
 
     public GnnOptions Options { get; }
 
+    /// <summary>The torch network: trained in place by <see cref="GnnTrainer"/>, which then calls <see cref="WeightsChanged"/>.</summary>
     public GraphNet Net { get; }
 
     /// <summary>Anomaly mode: the raw score (worst node's reconstruction error) above which a graph is an intrusion.</summary>
@@ -62,8 +63,27 @@ internal sealed class GnnModel : IDisposable
         return new GnnModel(options, new GraphNet(options.Arch, options.EffectiveHidden, options.Layers), threshold: 0);
     }
 
-    /// <summary>Scores in [0, 1] for each graph; 0.5 and above is an intrusion.</summary>
-    public double[] Predict(IReadOnlyList<GraphFeatures> graphs, int batchSize = 64)
+    /// <summary>
+    /// Scores in [0, 1] for each graph; 0.5 and above is an intrusion. Computed by <see cref="FrozenGraphNet"/> (managed
+    /// code, one graph at a time), which is what classification and evaluation run; <see cref="PredictWithTorch"/> is the
+    /// network itself, the reference the frozen copy is tested against.
+    /// </summary>
+    public double[] Predict(IReadOnlyList<GraphFeatures> graphs)
+    {
+        ArgumentNullException.ThrowIfNull(graphs);
+        var frozen = Frozen;
+        var scores = new double[graphs.Count];
+        for (var i = 0; i < graphs.Count; i++)
+        {
+            var raw = frozen.Raw(graphs[i]);
+            scores[i] = Options.Mode == TrainingMode.Supervised ? 1 / (1 + Math.Exp(-raw)) : ToScore(raw);
+        }
+
+        return scores;
+    }
+
+    /// <summary>The same scores from the torch network, batched: slower, and what <see cref="Predict"/> must agree with.</summary>
+    public double[] PredictWithTorch(IReadOnlyList<GraphFeatures> graphs, int batchSize = 64)
     {
         var scores = new double[graphs.Count];
         Net.eval();
@@ -81,6 +101,14 @@ internal sealed class GnnModel : IDisposable
 
         return scores;
     }
+
+    /// <summary>The weights as <see cref="Predict"/> uses them, copied from <see cref="Net"/> on first use.</summary>
+    private FrozenGraphNet Frozen => _frozen ??= new FrozenGraphNet(Net, Options);
+
+    private FrozenGraphNet? _frozen;
+
+    /// <summary>Training changed <see cref="Net"/>'s weights: the next <see cref="Predict"/> copies them again.</summary>
+    internal void WeightsChanged() => _frozen = null;
 
     /// <summary>The worst node's reconstruction error per graph: an attack is a few odd nodes in a graph of normal ones.</summary>
     internal static double[] GraphAnomalyScores(Tensor nodeErrors, GraphBatch batch)

@@ -180,6 +180,7 @@ internal sealed partial class GnnTrainer(ILogger<GnnTrainer> logger)
         }
 
         best.ForEach(t => t.Dispose());
+        model.WeightsChanged();
     }
 
     /// <summary>Copies the weights into <paramref name="best"/>, outside any dispose scope so they live until restored.</summary>

@@ -50,11 +50,11 @@ internal sealed class MessagePassingLayer : Module<Tensor, GraphBatch, Tensor>
     public override Tensor forward(Tensor h, GraphBatch graph)
     {
         var messages = functional.relu(h.index_select(0, graph.Source) + relation.forward(graph.EdgeType));
-        var incoming = ones(h.shape[0], 1).index_add(0, graph.Target, ones(graph.Target.shape[0], 1), Scalars.One);
         switch (_arch)
         {
             case GnnArch.Gcn:
             {
+                var incoming = Incoming(h, graph);
                 // Symmetric normalisation with self loops, 1/sqrt(d_i d_j), as in Kipf & Welling.
                 var inverseRoot = incoming.rsqrt();
                 var weighted = messages * inverseRoot.index_select(0, graph.Source);
@@ -74,11 +74,16 @@ internal sealed class MessagePassingLayer : Module<Tensor, GraphBatch, Tensor>
             default:
             {
                 // GraphSAGE mean aggregator; incoming counts the self loop, so subtract it back.
+                var incoming = Incoming(h, graph);
                 var mean = zeros_like(h).index_add(0, graph.Target, messages, Scalars.One) / (incoming - Scalars.One).clamp_min(Scalars.One);
                 return functional.relu(self.forward(h) + neighbours.forward(mean));
             }
         }
     }
+
+    /// <summary>1 + in-degree of each node (N × 1): the degree with a self loop, GCN's and SAGE's normaliser (GIN has none).</summary>
+    private static Tensor Incoming(Tensor h, GraphBatch graph) =>
+        ones(h.shape[0], 1).index_add(0, graph.Target, ones(graph.Target.shape[0], 1), Scalars.One);
 }
 
 /// <summary>

@@ -168,25 +168,70 @@ internal sealed class RuleSet
         return hits;
     }
 
-    /// <summary>Nodes by id and their edges, both directions.</summary>
+    /// <summary>
+    /// Nodes by id and each node's edges, both directions, in graph order: one array of edges grouped by node (a counting
+    /// sort), so a rule looks at a node's few edges without a list or an iterator per node.
+    /// </summary>
     private sealed class GraphView
     {
+        // Row of a node id (its first occurrence); null when the ids are 0..n-1 in order, as the grapher writes them.
+        private readonly Dictionary<int, int>? _rowOfId;
+        private readonly GraphNode[] _byRow;
+        private readonly int[] _start;
+        private readonly GraphEdge[] _edges;
+
         public GraphView(ProvenanceGraph graph)
         {
             Graph = graph;
-            Nodes = graph.Nodes.GroupBy(n => n.Id).ToDictionary(g => g.Key, g => g.First());
+            var nodes = graph.Nodes;
+            var sequential = true;
+            for (var i = 0; i < nodes.Count && sequential; i++)
+            {
+                sequential = nodes[i].Id == i;
+            }
+
+            if (sequential)
+            {
+                _byRow = [.. nodes];
+            }
+            else
+            {
+                _rowOfId = new Dictionary<int, int>(nodes.Count);
+                var byRow = new List<GraphNode>(nodes.Count);
+                foreach (var node in nodes)
+                {
+                    if (_rowOfId.TryAdd(node.Id, byRow.Count))
+                    {
+                        byRow.Add(node);
+                    }
+                }
+
+                _byRow = [.. byRow];
+            }
+
+            // An edge is listed under both its ends (twice under a node it loops on); an end that is no node is never asked for.
+            _start = new int[_byRow.Length + 1];
             foreach (var edge in graph.Edges)
             {
-                Add(edge.Source, edge);
-                Add(edge.Target, edge);
+                Count(edge.Source);
+                Count(edge.Target);
+            }
+
+            for (var r = 0; r < _byRow.Length; r++)
+            {
+                _start[r + 1] += _start[r];
+            }
+
+            _edges = new GraphEdge[_start[_byRow.Length]];
+            var next = _start[..^1];
+            foreach (var edge in graph.Edges)
+            {
+                Place(edge.Source, edge, next);
+                Place(edge.Target, edge, next);
             }
         }
 
         public ProvenanceGraph Graph { get; }
-
-        public Dictionary<int, GraphNode> Nodes { get; }
-
-        public Dictionary<int, List<GraphEdge>> Edges { get; } = [];
 
         /// <summary>
         /// The functions whose behaviour the graph holds: its function and those of its own invocations (a trace has
@@ -198,33 +243,73 @@ internal sealed class RuleSet
 
         private HashSet<string>? _functions;
 
-        public IEnumerable<(GraphEdge Edge, GraphNode Other)> Neighbours(GraphNode node, EdgeKind kind) =>
-            (Edges.TryGetValue(node.Id, out var edges) ? edges : [])
-                .Where(e => e.Kind == kind)
-                .Select(e => (e, Nodes.GetValueOrDefault(e.Source == node.Id ? e.Target : e.Source)))
-                .Where(p => p.Item2 is not null)
-                .Select(p => (p.e, p.Item2!));
-
-        private void Add(int node, GraphEdge edge)
+        /// <summary>
+        /// The first node (in edge order) joined to <paramref name="node"/> by an edge of <paramref name="kind"/>, either
+        /// direction or only into <paramref name="node"/>, and of <paramref name="otherKind"/> when one is given.
+        /// </summary>
+        public GraphNode? FirstNeighbour(GraphNode node, EdgeKind kind, NodeKind? otherKind = null, bool onlyInto = false)
         {
-            if (!Edges.TryGetValue(node, out var list))
+            if (!TryRow(node.Id, out var row))
             {
-                Edges[node] = list = [];
+                return null;
             }
 
-            list.Add(edge);
+            for (var i = _start[row]; i < _start[row + 1]; i++)
+            {
+                var edge = _edges[i];
+                if (edge.Kind != kind || (onlyInto && edge.Target != node.Id))
+                {
+                    continue;
+                }
+
+                if (TryRow(edge.Source == node.Id ? edge.Target : edge.Source, out var otherRow) && _byRow[otherRow] is var other
+                    && (otherKind is null || other.Kind == otherKind))
+                {
+                    return other;
+                }
+            }
+
+            return null;
+        }
+
+        private bool TryRow(int id, out int row)
+        {
+            if (_rowOfId is null)
+            {
+                row = id;
+                return (uint)id < (uint)_byRow.Length;
+            }
+
+            return _rowOfId.TryGetValue(id, out row);
+        }
+
+        private void Count(int node)
+        {
+            if (TryRow(node, out var row))
+            {
+                _start[row + 1]++;
+            }
+        }
+
+        private void Place(int node, GraphEdge edge, int[] next)
+        {
+            if (TryRow(node, out var row))
+            {
+                _edges[next[row]++] = edge;
+            }
         }
     }
 
     private sealed class CompiledRule
     {
-        private CompiledRule(string id, string description, RuleMatch match, List<IPNetwork> allow, List<Regex> paths,
-            List<(string Function, Regex CommandLine)> allowedCommands, List<(string Function, Regex Path)> allowedPaths)
+        private CompiledRule(string id, string description, RuleMatch match, List<IPNetwork> allow, List<PathGlob> paths,
+            List<(string Function, Regex CommandLine)> allowedCommands, List<(string Function, PathGlob Path)> allowedPaths)
         {
             AllowedPaths = allowedPaths;
             Id = id;
             Description = description;
             Match = match;
+            ProcessNames = match.ProcessNames is null ? null : new HashSet<string>(match.ProcessNames, StringComparer.Ordinal);
             Allow = allow;
             Paths = paths;
             AllowedCommands = allowedCommands;
@@ -236,13 +321,15 @@ internal sealed class RuleSet
 
         private RuleMatch Match { get; }
 
+        private HashSet<string>? ProcessNames { get; }
+
         private List<IPNetwork> Allow { get; }
 
-        private List<Regex> Paths { get; }
+        private List<PathGlob> Paths { get; }
 
         private List<(string Function, Regex CommandLine)> AllowedCommands { get; }
 
-        private List<(string Function, Regex Path)> AllowedPaths { get; }
+        private List<(string Function, PathGlob Path)> AllowedPaths { get; }
 
         public static CompiledRule Create(RuleDefinition rule, string source)
         {
@@ -258,7 +345,7 @@ internal sealed class RuleSet
                 allow.Add(network);
             }
 
-            var paths = (rule.Match.ReadPaths ?? []).Select(Glob).ToList();
+            var paths = (rule.Match.ReadPaths ?? []).Select(PathGlob.Create).ToList();
             var commands = new List<(string, Regex)>();
             foreach (var allowed in (rule.Allow ?? []).Where(a => a.CommandLine is not null))
             {
@@ -272,7 +359,7 @@ internal sealed class RuleSet
                 }
             }
 
-            var allowedPaths = (rule.Allow ?? []).Where(a => a.Path is not null).Select(a => (a.Function, Glob(a.Path!))).ToList();
+            var allowedPaths = (rule.Allow ?? []).Where(a => a.Path is not null).Select(a => (a.Function, PathGlob.Create(a.Path!))).ToList();
             return new CompiledRule(rule.Id, rule.Description, rule.Match, allow, paths, commands, allowedPaths);
         }
 
@@ -284,17 +371,14 @@ internal sealed class RuleSet
             if (match.ProcessNames is not null || match.SpawnedByProcess)
             {
                 var found = false;
-                foreach (var process in view.Graph.Nodes.Where(n => n.Kind == NodeKind.Process))
+                foreach (var process in view.Graph.Nodes)
                 {
-                    var name = ProcessName(process);
-                    if ((match.ProcessNames is not null && !match.ProcessNames.Contains(name, StringComparer.Ordinal)) || IsAllowed(view, process))
+                    if (process.Kind != NodeKind.Process || (ProcessNames is not null && !ProcessNames.Contains(ProcessName(process))) || IsAllowed(view, process))
                     {
                         continue;
                     }
 
-                    var parent = match.SpawnedByProcess
-                        ? view.Neighbours(process, EdgeKind.Fork).Where(p => p.Edge.Target == process.Id && p.Other.Kind == NodeKind.Process).Select(p => p.Other).FirstOrDefault()
-                        : null;
+                    var parent = match.SpawnedByProcess ? view.FirstNeighbour(process, EdgeKind.Fork, NodeKind.Process, onlyInto: true) : null;
                     if (match.SpawnedByProcess && parent is null)
                     {
                         continue;
@@ -314,12 +398,10 @@ internal sealed class RuleSet
             if (match.ExecInheritedFile)
             {
                 var found = false;
-                foreach (var file in view.Graph.Nodes.Where(n => n.Kind == NodeKind.File))
+                foreach (var file in view.Graph.Nodes)
                 {
-                    var earlier = view.Neighbours(file, EdgeKind.Inherits).Select(p => p.Other).FirstOrDefault();
-                    var runner = view.Neighbours(file, EdgeKind.Execve).Concat(view.Neighbours(file, EdgeKind.MmapExec))
-                        .Where(p => p.Other.Kind == NodeKind.Process).Select(p => p.Other).FirstOrDefault();
-                    if (earlier is null || runner is null)
+                    if (file.Kind != NodeKind.File || view.FirstNeighbour(file, EdgeKind.Inherits) is not { } earlier
+                        || (view.FirstNeighbour(file, EdgeKind.Execve, NodeKind.Process) ?? view.FirstNeighbour(file, EdgeKind.MmapExec, NodeKind.Process)) is not { } runner)
                     {
                         continue;
                     }
@@ -338,10 +420,10 @@ internal sealed class RuleSet
             if (match.ConnectOutside is not null)
             {
                 var found = false;
-                foreach (var socket in view.Graph.Nodes.Where(n => n.Kind == NodeKind.Socket))
+                foreach (var socket in view.Graph.Nodes)
                 {
-                    var connector = view.Neighbours(socket, EdgeKind.Connect).Select(p => p.Other).FirstOrDefault(o => o.Kind == NodeKind.Process);
-                    if (connector is null || RemoteAddress(socket) is not { } address || Allow.Any(a => a.Contains(address)))
+                    if (socket.Kind != NodeKind.Socket || view.FirstNeighbour(socket, EdgeKind.Connect, NodeKind.Process) is not { } connector
+                        || RemoteAddress(socket) is not { } address || Allow.Any(a => a.Contains(address)))
                     {
                         continue;
                     }
@@ -360,12 +442,10 @@ internal sealed class RuleSet
             if (Paths.Count > 0)
             {
                 var found = false;
-                foreach (var file in view.Graph.Nodes.Where(n => n.Kind == NodeKind.File && Paths.Any(p => p.IsMatch(Path(n)))
-                    && !AllowedPaths.Any(a => a.Path.IsMatch(Path(n)) && view.Functions.Contains(a.Function))))
+                foreach (var file in view.Graph.Nodes)
                 {
-                    var reader = view.Neighbours(file, EdgeKind.Read).Concat(view.Neighbours(file, EdgeKind.Open))
-                        .Select(p => p.Other).FirstOrDefault(o => o.Kind == NodeKind.Process);
-                    if (reader is null)
+                    if (file.Kind != NodeKind.File || !AnyMatch(Path(file)) || IsAllowedRead(view, Path(file))
+                        || (view.FirstNeighbour(file, EdgeKind.Read, NodeKind.Process) ?? view.FirstNeighbour(file, EdgeKind.Open, NodeKind.Process)) is not { } reader)
                     {
                         continue;
                     }
@@ -420,8 +500,47 @@ internal sealed class RuleSet
             _ => $"{node.Kind.ToString().ToLower(CultureInfo.InvariantCulture)} {node.Label}",
         };
 
-        private static Regex Glob(string pattern) =>
-            new("^" + Regex.Escape(pattern).Replace(@"\*\*", ".*", StringComparison.Ordinal).Replace(@"\*", "[^/]*", StringComparison.Ordinal) + "$",
-                RegexOptions.CultureInvariant);
+        private bool AnyMatch(string path)
+        {
+            foreach (var glob in Paths)
+            {
+                if (glob.IsMatch(path))
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+
+        private bool IsAllowedRead(GraphView view, string path)
+        {
+            foreach (var (function, glob) in AllowedPaths)
+            {
+                if (glob.IsMatch(path) && view.Functions.Contains(function))
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// A path glob (* within a folder, ** across) as a regular expression, and the literal text before its first *:
+    /// no path without that prefix can match, and checking it first spares the expression for almost every file of a graph.
+    /// </summary>
+    private sealed record PathGlob(string Prefix, Regex Expression)
+    {
+        public static PathGlob Create(string pattern)
+        {
+            var star = pattern.IndexOf('*', StringComparison.Ordinal);
+            return new(star < 0 ? pattern : pattern[..star],
+                new("^" + Regex.Escape(pattern).Replace(@"\*\*", ".*", StringComparison.Ordinal).Replace(@"\*", "[^/]*", StringComparison.Ordinal) + "$",
+                    RegexOptions.CultureInvariant));
+        }
+
+        public bool IsMatch(string path) => path.StartsWith(Prefix, StringComparison.Ordinal) && Expression.IsMatch(path);
     }
 }

@@ -108,6 +108,40 @@ public sealed class FeatureTests
     }
 
     [Fact]
+    public void Nodes_numbered_in_order_get_the_same_errors()
+    {
+        Assert.Contains("0→7", Assert.Throws<InvalidGraphException>(() => GraphFeatures.From(Graph([new(0, NodeKind.Process, "p")], [Edge(0, 7, EdgeKind.Read)]))).Message, StringComparison.Ordinal);
+        Assert.Contains("-1→0", Assert.Throws<InvalidGraphException>(() => GraphFeatures.From(Graph([new(0, NodeKind.Process, "p")], [Edge(-1, 0, EdgeKind.Read)]))).Message, StringComparison.Ordinal);
+        Assert.Contains("unknown kind 42", Assert.Throws<InvalidGraphException>(() =>
+            GraphFeatures.From(Graph([new(0, NodeKind.Process, "p"), new(1, (NodeKind)42, "?")], []))).Message, StringComparison.Ordinal);
+        Assert.Contains("unknown kind -1", Assert.Throws<InvalidGraphException>(() =>
+            GraphFeatures.From(Graph([new(0, NodeKind.Process, "p"), new(1, NodeKind.File, "f")], [Edge(0, 1, (EdgeKind)(-1))]))).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void How_the_nodes_are_numbered_and_ordered_does_not_change_a_nodes_features()
+    {
+        var random = new Random(3);
+        foreach (var graph in SyntheticGraphs.Dataset(seed: 11, benign: 4, perFamily: 2, minNodes: 30, maxNodes: 300))
+        {
+            // ids 7i + 3 instead of 0..n-1, nodes shuffled: the map from ids to rows is taken instead of ids as rows.
+            var renumbered = graph with
+            {
+                Nodes = [.. graph.Nodes.Select(n => n with { Id = (7 * n.Id) + 3 }).OrderBy(_ => random.Next())],
+                Edges = [.. graph.Edges.Select(e => e with { Source = (7 * e.Source) + 3, Target = (7 * e.Target) + 3 })],
+            };
+            var original = GraphFeatures.From(graph);
+            var other = GraphFeatures.From(renumbered);
+            var width = GraphFeatures.FeatureCount;
+            for (var row = 0; row < other.NodeCount; row++)
+            {
+                var originalRow = (other.NodeIds[row] - 3) / 7;
+                Assert.Equal(original.X.AsSpan(originalRow * width, width).ToArray(), other.X.AsSpan(row * width, width).ToArray());
+            }
+        }
+    }
+
+    [Fact]
     public void Unknown_kinds_in_a_json_file_are_rejected_when_read()
     {
         var json = ProvenanceGraphJson.Serialize(Graph([new(1, NodeKind.Process, "p")], [])).Replace("\"process\"", "\"teapot\"", StringComparison.OrdinalIgnoreCase);

@@ -39,6 +39,26 @@ public sealed class RuleTests
     }
 
     [Fact]
+    public void How_the_nodes_are_numbered_and_ordered_does_not_change_the_hits()
+    {
+        var random = new Random(10);
+        foreach (var family in SyntheticGraphs.AttackFamilies)
+        {
+            var graph = SyntheticGraphs.Create(random, family, 200);
+            // ids 7i + 3 instead of 0..n-1, nodes reversed, plus an edge to a node that is not there: the id map is taken.
+            var renumbered = graph with
+            {
+                Nodes = [.. graph.Nodes.Select(n => n with { Id = (7 * n.Id) + 3 }).Reverse()],
+                Edges = [.. graph.Edges.Select(e => e with { Source = (7 * e.Source) + 3, Target = (7 * e.Target) + 3 }), new(3, 1_000_000, EdgeKind.Connect, "connect", 1, 1)],
+            };
+            var hits = Default.Evaluate(graph);
+            var other = Default.Evaluate(renumbered);
+            Assert.Equal(hits.Select(h => h.RuleId).Order(StringComparer.Ordinal), other.Select(h => h.RuleId).Order(StringComparer.Ordinal));
+            Assert.Equal(hits.SelectMany(h => h.NodeIds.Select(id => (7 * id) + 3)).Order(), other.SelectMany(h => h.NodeIds).Order());
+        }
+    }
+
+    [Fact]
     public void Explanations_name_what_happened()
     {
         var shell = Default.Evaluate(SyntheticGraphs.Create(new Random(9), SyntheticGraphs.Shell)).Single(h => h.RuleId == "shell-under-function");
