@@ -47,7 +47,9 @@ internal sealed partial class GraphClassifier(GnnModel? model, RuleSet rules, st
     [LoggerMessage(Level = LogLevel.Warning, Message = "Classifier runs on rules only: {Reason}")]
     private static partial void LogRulesOnly(ILogger logger, string reason);
 
-    public Verdict Classify(ProvenanceGraph graph)
+    /// <param name="withExplanation">False: score and rules only, no explanation even for an intrusion (a provisional verdict,
+    /// whose final one follows within seconds with the explanation; the backward pass is most of an intrusion's cost).</param>
+    public Verdict Classify(ProvenanceGraph graph, bool withExplanation = true)
     {
         ArgumentNullException.ThrowIfNull(graph);
         var features = GraphFeatures.From(graph);
@@ -64,6 +66,11 @@ internal sealed partial class GraphClassifier(GnnModel? model, RuleSet rules, st
         if (score < 0.5 && hits.Count == 0 && !explainBenign)
         {
             return new Verdict(graph.GraphId, graph.CallId, graph.TraceId, graph.Function, score, model.Name, false, hits, [], []);
+        }
+
+        if (!withExplanation)
+        {
+            return new Verdict(graph.GraphId, graph.CallId, graph.TraceId, graph.Function, score, model.Name, score >= 0.5 || hits.Count > 0, hits, [], []);
         }
 
         var nodeWeights = Saliency(features);

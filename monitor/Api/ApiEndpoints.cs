@@ -170,19 +170,32 @@ internal static partial class ApiEndpoints
             return error!;
         }
 
-        if (store.GraphPath(found.Summary) is not { } path)
+        ProvenanceGraph graph;
+        if (store.GraphPath(found.Summary) is { } path)
+        {
+            if (format == "json")
+            {
+                return Results.File(path, "application/json; charset=utf-8", $"{found.Summary.Id}.json");
+            }
+
+            graph = ProvenanceGraphJson.Deserialize(File.ReadAllText(path));
+        }
+        else if (store.ProvisionalGraph(found.Summary.Id) is { } provisional)
+        {
+            if (format == "json")
+            {
+                return Results.Text(ProvenanceGraphJson.Serialize(provisional), "application/json; charset=utf-8");
+            }
+
+            graph = provisional;
+        }
+        else
         {
             return NotFound(found.Summary.Verdict == "pending"
                 ? $"invocation {found.Summary.Id} has no graph yet (its verdict is pending)"
                 : $"the graph of invocation {found.Summary.Id} is no longer kept");
         }
 
-        if (format == "json")
-        {
-            return Results.File(path, "application/json; charset=utf-8", $"{found.Summary.Id}.json");
-        }
-
-        var graph = ProvenanceGraphJson.Deserialize(File.ReadAllText(path));
         return format == "dot"
             ? Results.Text(ProvenanceGraphExport.ToDot(graph), "text/vnd.graphviz; charset=utf-8")
             : Results.Text(ProvenanceGraphExport.ToGraphMl(graph), "application/graphml+xml; charset=utf-8");

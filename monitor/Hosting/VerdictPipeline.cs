@@ -213,7 +213,7 @@ internal sealed partial class VerdictPipeline
         Verdict verdict;
         try
         {
-            verdict = _classifier.Classify(invocation.Graph);
+            verdict = _classifier.Classify(invocation.Graph, withExplanation: !invocation.Provisional);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

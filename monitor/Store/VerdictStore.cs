@@ -400,7 +400,23 @@ internal sealed class VerdictStore : IDisposable
             ?? (self?.GetValueOrDefault("opened") is { } opened && DateTimeOffset.TryParse(opened, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var o) ? o : at);
         double? duration = record?.DurationMs
             ?? (self?.GetValueOrDefault("durationMs") is { } d && double.TryParse(d, CultureInfo.InvariantCulture, out var ms) ? ms : null);
-        var graphFile = WriteGraph(Path.Combine(_graphs, started.UtcDateTime.ToString("yyyyMMdd", CultureInfo.InvariantCulture)), id, graph);
+        // A provisional graph is replaced within seconds by its final one: it is kept in memory (and served from there)
+        // rather than written, so the first verdict does not wait for a file the final verdict rewrites anyway.
+        string? graphFile = null;
+        if (final)
+        {
+            graphFile = WriteGraph(Path.Combine(_graphs, started.UtcDateTime.ToString("yyyyMMdd", CultureInfo.InvariantCulture)), id, graph);
+            _provisionalGraphs.TryRemove(id, out _);
+        }
+        else if (_provisionalGraphs.TryAdd(id, graph))
+        {
+            _provisionalOrder.Enqueue(id);
+            while (_provisionalOrder.Count > MaxProvisionalGraphs && _provisionalOrder.TryDequeue(out var oldest))
+            {
+                _provisionalGraphs.TryRemove(oldest, out _);
+            }
+        }
+
         var verdictName = verdict.IsIntrusion ? "intrusion" : "benign";
         lock (_write)
         {
@@ -417,7 +433,8 @@ internal sealed class VerdictStore : IDisposable
                     call_id = COALESCE(excluded.call_id, invocations.call_id),
                     verdict = excluded.verdict, score = excluded.score, model = excluded.model, rules = excluded.rules,
                     ambiguous = excluded.ambiguous, truncated = excluded.truncated, final = excluded.final,
-                    graph_id = excluded.graph_id, caller_graph_id = excluded.caller_graph_id, graph_file = excluded.graph_file,
+                    graph_id = excluded.graph_id, caller_graph_id = excluded.caller_graph_id,
+                    graph_file = COALESCE(excluded.graph_file, invocations.graph_file),
                     pcap_file = COALESCE(excluded.pcap_file, invocations.pcap_file),
                     record_json = COALESCE(invocations.record_json, excluded.record_json),
                     verdict_json = excluded.verdict_json,
@@ -445,7 +462,7 @@ internal sealed class VerdictStore : IDisposable
             Bind(command, "$final", final ? 1 : 0);
             Bind(command, "$graph", graph.GraphId);
             Bind(command, "$caller", self?.GetValueOrDefault("callerGraphId"));
-            Bind(command, "$file", Path.GetRelativePath(_graphs, graphFile));
+            Bind(command, "$file", graphFile is null ? null : Path.GetRelativePath(_graphs, graphFile));
             Bind(command, "$pcap", pcapFile);
             Bind(command, "$record", record is null ? null : JsonSerializer.Serialize(record, Json));
             Bind(command, "$verdictJson", JsonSerializer.Serialize(verdict, Json));
@@ -633,6 +650,13 @@ internal sealed class VerdictStore : IDisposable
         Bind(command, "$t", traceId);
         return ReadSummaries(command);
     }
+
+    /// <summary>The graph of an invocation whose verdict is still provisional (null once its final graph is written, or when evicted).</summary>
+    public ProvenanceGraph? ProvisionalGraph(string id) => _provisionalGraphs.GetValueOrDefault(id);
+
+    private const int MaxProvisionalGraphs = 10_000;
+    private readonly ConcurrentDictionary<string, ProvenanceGraph> _provisionalGraphs = new(StringComparer.Ordinal);
+    private readonly ConcurrentQueue<string> _provisionalOrder = new();
 
     /// <summary>The graph file of an invocation (null when none was stored or retention removed it).</summary>
     public string? GraphPath(InvocationSummary summary)

@@ -30,6 +30,12 @@ public sealed class ClassifierTests
         // The explanation points into the attack, not at the hundred module reads around it.
         var attackNodes = attack.Nodes.Where(n => n.Label is "x" or "/tmp/.cache/x" or "earlier call" || n.Label.StartsWith("203.0.113.", StringComparison.Ordinal)).Select(n => n.Id).ToHashSet();
         Assert.Contains(verdict.TopNodes, n => attackNodes.Contains(n.NodeId));
+        // a provisional verdict: the same decision and score, without the explanation's backward pass
+        var quick = classifier.Classify(attack, withExplanation: false);
+        Assert.True(quick.IsIntrusion);
+        Assert.Equal(verdict.Score, quick.Score);
+        Assert.Equal(verdict.RuleHits.Select(h => (h.RuleId, h.Explanation)), quick.RuleHits.Select(h => (h.RuleId, h.Explanation)));
+        Assert.Empty(quick.TopNodes);
 
         var benignGraph = SyntheticGraphs.Create(new Random(13), SyntheticGraphs.Benign, 60);
         var benign = classifier.Classify(benignGraph);

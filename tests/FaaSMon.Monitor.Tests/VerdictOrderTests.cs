@@ -65,6 +65,31 @@ public sealed class VerdictOrderTests : IDisposable
         Assert.Equal([true, false, true, true], Ids.Select(id => _store.Find($"span-{id}")!.Summary.Final));
     }
 
+    [Fact]
+    public void A_provisional_graph_is_kept_in_memory_and_its_final_one_written()
+    {
+        var graph = Invocation("p", provisional: true).Graph;
+        var verdict = new Verdict(graph.GraphId, graph.CallId, null, graph.Function, 0.1, "gin-supervised", false, [], [], []);
+
+        var id = _store.AddVerdict(graph, null, "span-p", verdict, final: false, null, DateTimeOffset.UtcNow);
+        var provisional = _store.Find(id)!.Summary;
+        Assert.Null(_store.GraphPath(provisional));
+        Assert.Same(graph, _store.ProvisionalGraph(id));
+
+        _store.AddVerdict(graph, null, "span-p", verdict, final: true, null, DateTimeOffset.UtcNow);
+        var final = _store.Find(id)!.Summary;
+        Assert.True(final.Final);
+        var written = ProvenanceGraphJson.Deserialize(File.ReadAllText(_store.GraphPath(final)!));
+        Assert.Equal(graph.Nodes.Select(n => n.Label), written.Nodes.Select(n => n.Label));
+        Assert.Equal(graph.Edges, written.Edges);
+        Assert.Null(_store.ProvisionalGraph(id));
+
+        // a late provisional (it lost a race with its final) changes neither the verdict nor the file
+        _store.AddVerdict(graph, null, "span-p", verdict with { Score = 0.9 }, final: false, null, DateTimeOffset.UtcNow);
+        Assert.Equal(0.1, _store.Find(id)!.Summary.Score);
+        Assert.NotNull(_store.GraphPath(_store.Find(id)!.Summary));
+    }
+
     private static FinishedInvocation Invocation(string id, bool provisional)
     {
         var graph = new ProvenanceGraph(id, GraphScope.Invocation, $"call-{id}", null, "product-catalog-api", "product-catalog-api-1",
