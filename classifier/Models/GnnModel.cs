@@ -1,6 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
-using System.Text.Json;
 using FaaSMon.Classifier.Features;
 using FaaSMon.Classifier.Native;
 using TorchSharp;
@@ -19,7 +16,7 @@ internal sealed record ModelHeader(
     int Layers,
     double Threshold,
     string WeightsSha256,
-    long WeightsLength);
+    long WeightsLength) : IModelFileHeader;
 
 /// <summary>A model file that cannot be used: corrupt, truncated, or made for another feature layout or architecture.</summary>
 internal sealed class ModelFileException(string path, string problem, Exception? inner = null)
@@ -135,33 +132,15 @@ internal sealed class GnnModel : IDisposable
     private static double[] Probabilities(Tensor logits) =>
         [.. nn.functional.sigmoid(logits).detach().cpu().data<float>().ToArray().Select(p => (double)p)];
 
-    public void Save(string path)
-    {
-        using var weights = new MemoryStream();
-        Net.save(weights);
-        var bytes = weights.ToArray();
-        var header = new ModelHeader(Options.Arch, Options.Mode, GraphFeatures.LayoutVersion, GraphFeatures.FeatureCount,
-            GraphFeatures.RelationCount, Options.EffectiveHidden, Options.Layers, Threshold, Convert.ToHexString(SHA256.HashData(bytes)), bytes.Length);
-        using var file = File.Create(path);
-        file.Write(Encoding.UTF8.GetBytes($"{Magic}\n{JsonSerializer.Serialize(header, HeaderJson)}\n"));
-        file.Write(bytes);
-    }
+    public void Save(string path) =>
+        ModelFile.Write(path, Magic, Net, (sha, length) => new ModelHeader(Options.Arch, Options.Mode, GraphFeatures.LayoutVersion,
+            GraphFeatures.FeatureCount, GraphFeatures.RelationCount, Options.EffectiveHidden, Options.Layers, Threshold, sha, length));
 
     /// <exception cref="ModelFileException">Not a model file, corrupt, or for another feature layout.</exception>
     /// <exception cref="TorchUnavailableException">Torch cannot load on this machine.</exception>
     public static GnnModel Load(string path)
     {
-        byte[] content;
-        try
-        {
-            content = File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ModelFileException(path, e.Message, e);
-        }
-
-        var header = ReadHeader(path, content, out var weightsStart);
+        var (header, content, weightsStart) = ModelFile.Read<ModelHeader>(path, Magic, $"not a FaaSMon model file (it must start with \"{Magic}\")");
         if (header.LayoutVersion != GraphFeatures.LayoutVersion || header.FeatureCount != GraphFeatures.FeatureCount || header.RelationCount != GraphFeatures.RelationCount)
         {
             throw new ModelFileException(path,
@@ -169,19 +148,13 @@ internal sealed class GnnModel : IDisposable
                 $"this build uses layout {GraphFeatures.LayoutVersion} ({GraphFeatures.FeatureCount}, {GraphFeatures.RelationCount}): retrain");
         }
 
-        var weights = content.AsSpan(weightsStart);
-        if (weights.Length != header.WeightsLength || Convert.ToHexString(SHA256.HashData(weights)) != header.WeightsSha256)
-        {
-            throw new ModelFileException(path, $"weights are corrupt or truncated ({weights.Length} of {header.WeightsLength} bytes, checksum mismatch)");
-        }
-
+        using var weights = ModelFile.Weights(path, header, content, weightsStart);
         TorchRuntime.EnsureAvailable();
         var options = new GnnOptions(header.Arch, header.Mode, header.Hidden, header.Layers);
         var net = new GraphNet(header.Arch, header.Hidden, header.Layers);
         try
         {
-            using var stream = new MemoryStream(content, weightsStart, weights.Length, writable: false);
-            net.load(stream, strict: true);
+            net.load(weights, strict: true);
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException or EndOfStreamException)
         {
@@ -191,32 +164,6 @@ internal sealed class GnnModel : IDisposable
 
         return new GnnModel(options, net, header.Threshold);
     }
-
-    private static ModelHeader ReadHeader(string path, byte[] content, out int weightsStart)
-    {
-        var firstNewline = Array.IndexOf(content, (byte)'\n');
-        var secondNewline = firstNewline < 0 ? -1 : Array.IndexOf(content, (byte)'\n', firstNewline + 1);
-        if (secondNewline < 0 || Encoding.UTF8.GetString(content, 0, firstNewline) != Magic)
-        {
-            throw new ModelFileException(path, $"not a FaaSMon model file (it must start with \"{Magic}\")");
-        }
-
-        weightsStart = secondNewline + 1;
-        try
-        {
-            return JsonSerializer.Deserialize<ModelHeader>(content.AsSpan(firstNewline + 1, secondNewline - firstNewline - 1), HeaderJson)
-                ?? throw new ModelFileException(path, "empty header");
-        }
-        catch (JsonException e)
-        {
-            throw new ModelFileException(path, $"unreadable header: {e.Message}", e);
-        }
-    }
-
-    private static readonly JsonSerializerOptions HeaderJson = new(JsonSerializerDefaults.Web)
-    {
-        Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() },
-    };
 
     public void Dispose() => Net.Dispose();
 }

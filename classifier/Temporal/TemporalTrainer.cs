@@ -1,7 +1,4 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
-using System.Text;
-using System.Text.Json;
 using FaaSMon.Classifier.Models;
 using FaaSMon.Classifier.Native;
 using Microsoft.Extensions.Logging;
@@ -23,7 +20,7 @@ internal sealed record TemporalModelHeader(
     int EdgeFeatures,
     double WindowSeconds,
     string WeightsSha256,
-    long WeightsLength);
+    long WeightsLength) : IModelFileHeader;
 
 /// <summary>A trained network-view model; scores are attack probabilities, 0.5 the boundary.</summary>
 internal sealed class TemporalModel(TemporalOptions options, TemporalNet net) : IDisposable
@@ -64,50 +61,16 @@ internal sealed class TemporalModel(TemporalOptions options, TemporalNet net) : 
     /// Writes <c>FAASMON-TEMPORAL 1</c>, a JSON header (architecture, sizes, feature layout, the window length the model
     /// was trained on, weights checksum), then the weights, as the provenance models' files do.
     /// </summary>
-    public void Save(string path, double windowSeconds)
-    {
-        using var weights = new MemoryStream();
-        Net.save(weights);
-        var bytes = weights.ToArray();
-        var header = new TemporalModelHeader(Options.Arch, Options.Hidden, Options.Heads, Options.Layers, TemporalFeatures.LayoutVersion,
-            TemporalFeatures.NodeFeatureCount, TemporalFeatures.EdgeFeatureCount, windowSeconds, Convert.ToHexString(SHA256.HashData(bytes)), bytes.Length);
-        using var file = File.Create(path);
-        file.Write(Encoding.UTF8.GetBytes($"{Magic}\n{JsonSerializer.Serialize(header, HeaderJson)}\n"));
-        file.Write(bytes);
-    }
+    public void Save(string path, double windowSeconds) =>
+        ModelFile.Write(path, Magic, Net, (sha, length) => new TemporalModelHeader(Options.Arch, Options.Hidden, Options.Heads, Options.Layers,
+            TemporalFeatures.LayoutVersion, TemporalFeatures.NodeFeatureCount, TemporalFeatures.EdgeFeatureCount, windowSeconds, sha, length));
 
     /// <exception cref="ModelFileException">Not a network model file, corrupt, or for another feature layout.</exception>
     /// <exception cref="TorchUnavailableException">Torch cannot load on this machine.</exception>
     public static TemporalModel Load(string path, out double windowSeconds)
     {
-        byte[] content;
-        try
-        {
-            content = File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ModelFileException(path, e.Message, e);
-        }
-
-        var firstNewline = Array.IndexOf(content, (byte)'\n');
-        var secondNewline = firstNewline < 0 ? -1 : Array.IndexOf(content, (byte)'\n', firstNewline + 1);
-        if (secondNewline < 0 || Encoding.UTF8.GetString(content, 0, firstNewline) != Magic)
-        {
-            throw new ModelFileException(path, $"not a FaaSMon network model file (it must start with \"{Magic}\"; faasmon train --task network writes one)");
-        }
-
-        TemporalModelHeader header;
-        try
-        {
-            header = JsonSerializer.Deserialize<TemporalModelHeader>(content.AsSpan(firstNewline + 1, secondNewline - firstNewline - 1), HeaderJson)
-                ?? throw new ModelFileException(path, "empty header");
-        }
-        catch (JsonException e)
-        {
-            throw new ModelFileException(path, $"unreadable header: {e.Message}", e);
-        }
-
+        var (header, content, weightsStart) = ModelFile.Read<TemporalModelHeader>(path, Magic,
+            $"not a FaaSMon network model file (it must start with \"{Magic}\"; faasmon train --task network writes one)");
         if (header.LayoutVersion != TemporalFeatures.LayoutVersion || header.NodeFeatures != TemporalFeatures.NodeFeatureCount || header.EdgeFeatures != TemporalFeatures.EdgeFeatureCount)
         {
             throw new ModelFileException(path,
@@ -120,18 +83,11 @@ internal sealed class TemporalModel(TemporalOptions options, TemporalNet net) : 
             throw new ModelFileException(path, $"header out of range (window {header.WindowSeconds} s, hidden {header.Hidden}, heads {header.Heads})");
         }
 
-        var weightsStart = secondNewline + 1;
-        var weights = content.AsSpan(weightsStart);
-        if (weights.Length != header.WeightsLength || Convert.ToHexString(SHA256.HashData(weights)) != header.WeightsSha256)
-        {
-            throw new ModelFileException(path, $"weights are corrupt or truncated ({weights.Length} of {header.WeightsLength} bytes, checksum mismatch)");
-        }
-
+        using var weights = ModelFile.Weights(path, header, content, weightsStart);
         var model = Create(new TemporalOptions(header.Arch, header.Hidden, header.Heads, header.Layers));
         try
         {
-            using var stream = new MemoryStream(content, weightsStart, weights.Length, writable: false);
-            model.Net.load(stream, strict: true);
+            model.Net.load(weights, strict: true);
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException or EndOfStreamException)
         {
@@ -144,11 +100,6 @@ internal sealed class TemporalModel(TemporalOptions options, TemporalNet net) : 
     }
 
     private const string Magic = "FAASMON-TEMPORAL 1";
-
-    private static readonly JsonSerializerOptions HeaderJson = new(JsonSerializerDefaults.Web)
-    {
-        Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() },
-    };
 
     public void Dispose() => Net.Dispose();
 }
