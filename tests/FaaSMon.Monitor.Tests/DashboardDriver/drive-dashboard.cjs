@@ -1,26 +1,10 @@
 // Drives the dashboard in headless Chromium for DashboardTests and prints what the page shows as one JSON line.
 // It waits and reads; the test asserts. Usage: node drive-dashboard.cjs CONFIG_JSON
 'use strict';
-const { createRequire } = require('node:module');
-const path = require('node:path');
-
-const config = JSON.parse(process.argv[2]);
-// playwright-core is a devDependency of the dashboard package, not of this folder.
-const { chromium } = createRequire(path.join(config.dashboardDir, 'package.json'))('playwright-core');
-
-const watchdog = setTimeout(() => {
-  console.error(`drive-dashboard: gave up after ${config.timeoutMs} ms`);
-  process.exit(3);
-}, config.timeoutMs);
+const { config, watchdog, launch } = require('./launch.cjs').start('drive-dashboard');
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: config.chromium,
-    headless: true,
-    // Root in CI: Chromium's sandbox needs an unprivileged user; /dev/shm is small in containers.
-    args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'],
-    timeout: 60000,
-  });
+  const browser = await launch();
   const result = { consoleErrors: [], dialogs: [] };
   try {
     const context = await browser.newContext({

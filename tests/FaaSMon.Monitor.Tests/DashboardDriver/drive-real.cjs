@@ -1,23 +1,10 @@
 // Opens one invocation of a real `faasmon serve` in headless Chromium, waits for its graph, rule hits and trace,
 // saves a screenshot and prints what the page shows as one JSON line. Usage: node drive-real.cjs CONFIG_JSON
 'use strict';
-const { createRequire } = require('node:module');
-const path = require('node:path');
-
-const config = JSON.parse(process.argv[2]);
-const { chromium } = createRequire(path.join(config.dashboardDir, 'package.json'))('playwright-core');
-const watchdog = setTimeout(() => {
-  console.error(`drive-real: gave up after ${config.timeoutMs} ms`);
-  process.exit(3);
-}, config.timeoutMs);
+const { config, watchdog, launch } = require('./launch.cjs').start('drive-real');
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: config.chromium,
-    headless: true,
-    args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'],
-    timeout: 60000,
-  });
+  const browser = await launch();
   const result = { consoleErrors: [] };
   try {
     const context = await browser.newContext({
