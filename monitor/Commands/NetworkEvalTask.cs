@@ -25,6 +25,10 @@ internal static class NetworkEvalTask
 
     public static bool Selected(ParseResult parse) => parse.GetValue(Task) == "network";
 
+    /// <summary>Windows per label, e.g. "204 arp-spoof, 995 benign".</summary>
+    private static string Labels(IEnumerable<Core.TemporalGraph> dataset) =>
+        string.Join(", ", dataset.GroupBy(d => d.Label).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Count()} {g.Key}"));
+
     /// <summary><c>faasmon train --task network</c>: one model on every window, for <c>serve --network-model</c>.</summary>
     public static int Train(ParseResult parse, string modelPath, ILoggerFactory logging) => TrainCommand.Run(() =>
     {
@@ -43,7 +47,7 @@ internal static class NetworkEvalTask
 
         var epochs = parse.GetResult(TrainCommand.Epochs) is { Implicit: false } ? parse.GetValue(TrainCommand.Epochs) : DefaultEpochs;
         var training = new TrainingOptions(Epochs: epochs, BatchSize: 32, LearningRate: 0.003, Seed: parse.GetValue(TrainCommand.Seed));
-        Console.WriteLine($"{dataset.Count} windows of {windows[0]} s: {string.Join(", ", dataset.GroupBy(d => d.Label).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Count()} {g.Key}"))}");
+        Console.WriteLine($"{dataset.Count} windows of {windows[0]} s: {Labels(dataset)}");
         var graphs = dataset.Select(g => new LabeledTemporalGraph(TemporalFeatures.From(g), g.IsAttack, g.Label)).ToList();
         using var model = new TemporalTrainer(logging.CreateLogger<TemporalTrainer>()).Train(
             new TemporalOptions(Enum.Parse<TemporalArch>(arch, ignoreCase: true), Hidden: parse.GetValue(TrainCommand.Hidden)), training, graphs,
@@ -59,7 +63,7 @@ internal static class NetworkEvalTask
         var training = new TrainingOptions(Epochs: epochs, BatchSize: 32, LearningRate: 0.003, Seed: parse.GetValue(TrainCommand.Seed));
         var evaluator = new TemporalEvaluator(new TemporalTrainer(logging.CreateLogger<TemporalTrainer>()), logging.CreateLogger<TemporalEvaluator>());
         var output = parse.GetValue(outDirectory)!.FullName;
-        Console.WriteLine($"{dataset.Count} windows: {string.Join(", ", dataset.GroupBy(d => d.Label).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Count()} {g.Key}"))}");
+        Console.WriteLine($"{dataset.Count} windows: {Labels(dataset)}");
         var reports = new List<EvaluationReport>();
         var flagged = new List<string>();
         foreach (var arch in new[] { TemporalArch.Tgat, TemporalArch.Gcn })

@@ -148,12 +148,12 @@ internal sealed partial class NetworkWatch : IDisposable
         }
 
         var scores = _model.Predict([.. finished.Select(TemporalFeatures.From)]);
-        var matches = NetworkFlowJoin.Match(_recent, finished);
+        var matchesByWindow = NetworkFlowJoin.Match(_recent, finished).ToLookup(m => m.Window, ReferenceEqualityComparer.Instance);
         var scored = new List<ScoredWindow>(finished.Count);
         for (var i = 0; i < finished.Count; i++)
         {
             var window = finished[i];
-            var bySpan = matches.Where(m => ReferenceEquals(m.Window, window))
+            var bySpan = matchesByWindow[window]
                 .GroupBy(m => m.Flow.SpanId!, StringComparer.Ordinal)
                 .ToDictionary(g => g.Key, g => g.Select(m => m.EdgeIndex).Distinct().Count(), StringComparer.Ordinal);
             scored.Add(new ScoredWindow(window, scores[i], bySpan));
