@@ -19,9 +19,6 @@ internal sealed record NetworkWatchOptions(string Interface = "lo", string? Filt
     public TimeSpan EffectiveLag => Lag ?? TimeSpan.FromSeconds(2);
 }
 
-/// <summary>A window's verdict and the invocations whose flows were in it.</summary>
-internal sealed record ScoredWindow(TemporalGraph Window, double Score, IReadOnlyDictionary<string, int> FlowsBySpan);
-
 /// <summary>
 /// The network view inside <c>faasmon serve</c>: the traffic of the interface is cut into the windows the network model
 /// (TGAT or GCN, <c>faasmon train --task network</c>) was trained on, each window is scored, and the score joins the
@@ -35,6 +32,7 @@ internal sealed partial class NetworkWatch : IDisposable
     private static readonly Meter Meter = new(VerdictPipeline.MeterName);
     private static readonly Counter<long> WindowCount = Meter.CreateCounter<long>("faasmon_network_windows", description: "network windows scored");
     private static readonly Counter<long> JoinCount = Meter.CreateCounter<long>("faasmon_network_joins", description: "invocations given a network-window verdict");
+    private static readonly Counter<long> DroppedFlowCount = Meter.CreateCounter<long>("faasmon_network_flows_dropped", description: "proxy flows not joined: the join fell behind");
 
     private readonly NetworkWatchOptions _options;
     private readonly TemporalModel _model;
@@ -47,9 +45,6 @@ internal sealed partial class NetworkWatch : IDisposable
     private readonly Queue<PacketFlow> _incoming = new();
     private readonly List<PacketFlow> _recent = [];
     private long _windowsScored;
-    private long _intrusions;
-    private long _joined;
-    private long _droppedFlows;
     private long _frames;
 
     public NetworkWatch(NetworkWatchOptions options, TemporalModel model, double windowSeconds, VerdictStore store, FalcoWebhook? alerts, ILogger logger, TimeProvider? clock = null)
@@ -64,21 +59,9 @@ internal sealed partial class NetworkWatch : IDisposable
         _windows = new LiveWindows(TimeSpan.FromSeconds(windowSeconds));
     }
 
-    public string ModelName => _model.Name;
-
     public long WindowsScored => Interlocked.Read(ref _windowsScored);
 
-    public long Intrusions => Interlocked.Read(ref _intrusions);
-
-    /// <summary>(invocation, window) verdicts stored.</summary>
-    public long Joined => Interlocked.Read(ref _joined);
-
-    /// <summary>Proxy flows not kept because the join fell behind by more than <see cref="MaxPendingFlows"/>.</summary>
-    public long DroppedFlows => Interlocked.Read(ref _droppedFlows);
-
     public long Frames => Interlocked.Read(ref _frames);
-
-    public long LateFrames => _windows.Late;
 
     /// <summary>A proxy flow (any thread): joined with the windows it overlaps once they are scored.</summary>
     public void AddFlow(PacketFlow flow)
@@ -93,7 +76,7 @@ internal sealed partial class NetworkWatch : IDisposable
         {
             if (_incoming.Count >= MaxPendingFlows)
             {
-                _droppedFlows++;
+                DroppedFlowCount.Add(1);
                 return;
             }
 
@@ -127,7 +110,7 @@ internal sealed partial class NetworkWatch : IDisposable
     /// Adds frames, scores the windows that are finished at <paramref name="now"/> (every window when null) and stores
     /// their verdicts for the invocations whose flows they hold.
     /// </summary>
-    internal IReadOnlyList<ScoredWindow> Step(IReadOnlyList<CapturedFrame> frames, DateTimeOffset? now)
+    internal void Step(IReadOnlyList<CapturedFrame> frames, DateTimeOffset? now)
     {
         Interlocked.Add(ref _frames, frames.Count);
         foreach (var frame in frames)
@@ -144,19 +127,17 @@ internal sealed partial class NetworkWatch : IDisposable
         var finished = _windows.TakeFinished(now, _options.EffectiveLag);
         if (finished.Count == 0)
         {
-            return [];
+            return;
         }
 
         var scores = _model.Predict([.. finished.Select(TemporalFeatures.From)]);
         var matchesByWindow = NetworkFlowJoin.Match(_recent, finished).ToLookup(m => m.Window, ReferenceEqualityComparer.Instance);
-        var scored = new List<ScoredWindow>(finished.Count);
         for (var i = 0; i < finished.Count; i++)
         {
             var window = finished[i];
             var bySpan = matchesByWindow[window]
                 .GroupBy(m => m.Flow.SpanId!, StringComparer.Ordinal)
                 .ToDictionary(g => g.Key, g => g.Select(m => m.EdgeIndex).Distinct().Count(), StringComparer.Ordinal);
-            scored.Add(new ScoredWindow(window, scores[i], bySpan));
             Store(window, scores[i], bySpan);
         }
 
@@ -165,17 +146,11 @@ internal sealed partial class NetworkWatch : IDisposable
         // flows older than a window and its lag can match no window still to come
         var horizon = finished[^1].WindowStartUtc + TimeSpan.FromSeconds(finished[^1].WindowSeconds) - _options.EffectiveLag - TimeSpan.FromSeconds(_windowSeconds);
         _recent.RemoveAll(f => f.LastSeenUtc < horizon);
-        return scored;
     }
 
     private void Store(TemporalGraph window, double score, IReadOnlyDictionary<string, int> flowsBySpan)
     {
         var intrusion = score >= 0.5;
-        if (intrusion)
-        {
-            Interlocked.Increment(ref _intrusions);
-        }
-
         foreach (var (span, flows) in flowsBySpan)
         {
             var verdict = new NetworkVerdict(window.WindowStartUtc, window.WindowSeconds, score, intrusion, _model.Name, flows, window.Nodes.Count, window.Edges.Count);
@@ -189,7 +164,6 @@ internal sealed partial class NetworkWatch : IDisposable
                 continue;
             }
 
-            Interlocked.Increment(ref _joined);
             JoinCount.Add(1);
             if (intrusion)
             {

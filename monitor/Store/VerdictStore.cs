@@ -117,9 +117,6 @@ internal sealed class VerdictStore : IDisposable
     private readonly Timer _flusher;
     private int _pendingCount;
 
-    /// <summary>Records and flows waiting for their batch.</summary>
-    public int PendingWrites => Volatile.Read(ref _pendingCount);
-
     private void FlushQuietly()
     {
         try
