@@ -317,6 +317,7 @@ internal sealed partial class ServeHost : IAsyncDisposable
         health.Report("classifier", pipeline.ModelLoaded ? ComponentHealth.Running : ComponentHealth.Degraded,
             pipeline.ModelLoaded ? null : "rules only (no model loaded)");
         health.Report("store", ComponentHealth.Running);
+        pipeline.WarmUp();
         _alerts = app.Services.GetService<FalcoWebhook>();
         await app.StartAsync(ct);
         ApiUrl = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()

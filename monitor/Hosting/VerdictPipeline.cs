@@ -91,6 +91,9 @@ internal sealed partial class VerdictPipeline
     /// <summary>First verdicts that came from a final graph: no provisional one was built (no record matched in time).</summary>
     public long FirstFromFinal => Interlocked.Read(ref _firstFromFinal);
 
+    /// <summary>Runs the classifier and the store's serializers once before traffic (see <see cref="GraphClassifier.WarmUp"/>).</summary>
+    public void WarmUp() => VerdictStore.WarmUp(_classifier.WarmUp());
+
     public void AddRecord(InvocationRecord record)
     {
         try

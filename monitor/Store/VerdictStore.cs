@@ -470,6 +470,21 @@ internal sealed class VerdictStore : IDisposable
         return id;
     }
 
+    /// <summary>
+    /// Serializes a verdict, a record and a graph the way <see cref="AddVerdict"/> does, without writing them: the first
+    /// serialization of each type builds its JSON metadata (tens of milliseconds), which the first verdict should not wait for.
+    /// </summary>
+    public static void WarmUp(Verdict verdict)
+    {
+        ArgumentNullException.ThrowIfNull(verdict);
+        var now = DateTimeOffset.UtcNow;
+        var record = new InvocationRecord("warm-up", new string('0', 32), new string('0', 16), null, null, "warm-up", "GET", "/", null, 200, 0, 0,
+            now, now, 0, 0, null, 0, null, false, null, false, null, "ok");
+        _ = JsonSerializer.Serialize(verdict, Json);
+        _ = JsonSerializer.Serialize(record, Json);
+        _ = ProvenanceGraphJson.Serialize(new ProvenanceGraph("warm-up", GraphScope.Invocation, null, null, null, null, [new GraphNode(0, NodeKind.Process, "warm-up")], []));
+    }
+
     /// <summary>The packets of one direction of one connection for one invocation (its pcap slice), by span id.</summary>
     public void AddFlow(PacketFlow flow)
     {

@@ -37,6 +37,15 @@ public sealed class ClassifierTests
         Assert.Equal(verdict.RuleHits.Select(h => (h.RuleId, h.Explanation)), quick.RuleHits.Select(h => (h.RuleId, h.Explanation)));
         Assert.Empty(quick.TopNodes);
 
+        // the start-up warm-up scores and explains a tiny graph and leaves nothing behind that changes a later verdict
+        var warm = classifier.WarmUp();
+        Assert.Equal("gin-supervised", warm.ModelName);
+        Assert.InRange(warm.Score!.Value, 0, 1);
+        Assert.Empty(warm.RuleHits);
+        var after = classifier.Classify(attack);
+        Assert.Equal(verdict.Score, after.Score);
+        Assert.Equal(verdict.TopNodes.Select(n => (n.NodeId, n.Weight)), after.TopNodes.Select(n => (n.NodeId, n.Weight)));
+
         var benignGraph = SyntheticGraphs.Create(new Random(13), SyntheticGraphs.Benign, 60);
         var benign = classifier.Classify(benignGraph);
         Assert.False(benign.IsIntrusion);
