@@ -15,6 +15,8 @@ namespace FaaSMon.Classifier.Inference;
 /// </summary>
 internal sealed partial class GraphClassifier(GnnModel? model, RuleSet rules, string? modelUnavailable = null, int explain = 5, bool explainBenign = false)
 {
+    private readonly Lock _saliency = new();
+
     public bool HasModel => model is not null;
 
     /// <summary>
@@ -123,6 +125,15 @@ internal sealed partial class GraphClassifier(GnnModel? model, RuleSet rules, st
     /// Anomaly: each node's reconstruction error, which is what the score is made of, normalised the same way.
     /// </summary>
     private double[] Saliency(GraphFeatures features)
+    {
+        // the backward pass accumulates into the one network's gradients: one explanation at a time
+        lock (_saliency)
+        {
+            return SaliencyLocked(features);
+        }
+    }
+
+    private double[] SaliencyLocked(GraphFeatures features)
     {
         using var scope = torch.NewDisposeScope();
         var net = model!.Net;

@@ -22,6 +22,8 @@ internal sealed partial class VerdictPipeline
 {
     public const string MeterName = "FaaSMon.Monitor";
     private const int LatencySamples = 100_000;
+    private const int LaneCapacity = 10_000;
+    private const int MaxOpenFirsts = 100_000;
 
     private static readonly Meter Meter = new(MeterName);
     private static readonly Histogram<double> FirstLatency = Meter.CreateHistogram<double>("faasmon_verdict_latency_ms", "ms", "response leaving the proxy → first verdict stored");
@@ -55,7 +57,7 @@ internal sealed partial class VerdictPipeline
         _clock = clock ?? TimeProvider.System;
     }
 
-    /// <summary>Raised after each stored verdict, on the pipeline's task: handlers must be quick.</summary>
+    /// <summary>Raised after each stored verdict, on either lane's worker (so possibly two at once): handlers must be quick and thread-safe.</summary>
     public event Action<VerdictNotice>? Stored;
 
     public long Classified => Interlocked.Read(ref _classified);
@@ -107,89 +109,111 @@ internal sealed partial class VerdictPipeline
         }
     }
 
+    /// <summary>
+    /// Two lanes, each with its own worker. First verdicts (a provisional graph, or a final one that never had a provisional
+    /// verdict) go to the first lane; a final graph that revises a verdict a person already has goes to the revision lane,
+    /// whose explanation and graph file cost tens of milliseconds: a first verdict never waits behind that. A revision waits
+    /// for the first verdict it revises, so the final verdict of an invocation is always stored after its provisional one.
+    /// A provisional graph whose final is already queued is skipped: the final gives the first verdict.
+    /// </summary>
     public async Task RunInvocationsAsync(ChannelReader<FinishedInvocation> invocations, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(invocations);
-        // First verdicts first: a provisional graph (or a final one that never had a provisional) is a verdict nobody has
-        // yet; a final one revises a verdict a person already has. So after every verdict the channel is read again and
-        // the first-verdict queue is served before the revisions: in a burst a first verdict waits for at most one
-        // revision, never for a whole backlog of them. A provisional graph whose final is already queued is skipped.
-        var firsts = new Queue<FinishedInvocation>();
-        var revisions = new Queue<FinishedInvocation>();
-        var queuedProvisional = new HashSet<string>(StringComparer.Ordinal);
-        var superseded = new HashSet<string>(StringComparer.Ordinal);
-        var answered = new HashSet<string>(StringComparer.Ordinal);
-        var answeredOrder = new Queue<string>();
-        while (true)
+        var firsts = Channel.CreateBounded<(FinishedInvocation Invocation, PendingFirstVerdict? Provisional)>(
+            new BoundedChannelOptions(LaneCapacity) { SingleReader = true, SingleWriter = true });
+        var revisions = Channel.CreateBounded<(FinishedInvocation Invocation, Task Revised)>(
+            new BoundedChannelOptions(LaneCapacity) { SingleReader = true, SingleWriter = true });
+        var firstWorker = Task.Run(() => RunFirstsAsync(firsts.Reader, ct), CancellationToken.None);
+        var revisionWorker = Task.Run(() => RunRevisionsAsync(revisions.Reader, ct), CancellationToken.None);
+        // the provisional verdicts not yet revised, by graph id; bounded for graphs whose final never comes
+        var open = new Dictionary<string, PendingFirstVerdict>(StringComparer.Ordinal);
+        var openOrder = new Queue<string>();
+        try
         {
-            while (invocations.TryRead(out var item))
+            await foreach (var item in invocations.ReadAllAsync(ct))
             {
                 var graphId = item.Graph.GraphId;
                 if (item.Provisional)
                 {
-                    queuedProvisional.Add(graphId);
-                    firsts.Enqueue(item);
+                    var first = new PendingFirstVerdict();
+                    if (open.TryAdd(graphId, first))
+                    {
+                        openOrder.Enqueue(graphId);
+                        while (openOrder.Count > MaxOpenFirsts && openOrder.TryDequeue(out var oldest))
+                        {
+                            open.Remove(oldest);
+                        }
+                    }
+                    else
+                    {
+                        open[graphId] = first;
+                    }
+
+                    await firsts.Writer.WriteAsync((item, first), ct);
                 }
-                else if (queuedProvisional.Contains(graphId))
+                else if (open.Remove(graphId, out var provisional) && !provisional.TrySupersede())
                 {
-                    superseded.Add(graphId); // the final came before its provisional was handled: it gives the first verdict
-                    firsts.Enqueue(item);
-                }
-                else if (answered.Remove(graphId))
-                {
-                    revisions.Enqueue(item);
+                    await revisions.Writer.WriteAsync((item, provisional.Done), ct);
                 }
                 else
                 {
-                    firsts.Enqueue(item); // no provisional verdict came before it: this is the first
+                    // no provisional verdict, or one the first lane has not started: this final gives the first verdict
+                    await firsts.Writer.WriteAsync((item, null), ct);
                 }
             }
+        }
+        finally
+        {
+            firsts.Writer.TryComplete();
+            revisions.Writer.TryComplete();
+            // what the lanes hold is still classified and stored (graceful shutdown flushes open invocations)
+            await Task.WhenAll(firstWorker, revisionWorker).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
 
-            FinishedInvocation next;
-            if (firsts.TryDequeue(out var first))
-            {
-                if (first.Provisional)
-                {
-                    queuedProvisional.Remove(first.Graph.GraphId);
-                    if (superseded.Remove(first.Graph.GraphId))
-                    {
-                        continue;
-                    }
+        await Task.WhenAll(firstWorker, revisionWorker);
+    }
 
-                    answered.Add(first.Graph.GraphId);
-                    answeredOrder.Enqueue(first.Graph.GraphId);
-                    if (answeredOrder.Count > 100_000)
-                    {
-                        answered.Remove(answeredOrder.Dequeue());
-                    }
-                }
-
-                next = first;
-            }
-            else if (revisions.TryDequeue(out var revision))
+    private async Task RunFirstsAsync(ChannelReader<(FinishedInvocation Invocation, PendingFirstVerdict? Provisional)> lane, CancellationToken ct)
+    {
+        await foreach (var (invocation, provisional) in lane.ReadAllAsync(ct))
+        {
+            if (provisional is not null && !provisional.TryStart())
             {
-                next = revision;
-            }
-            else if (await invocations.WaitToReadAsync(ct))
-            {
-                continue;
-            }
-            else
-            {
-                return;
+                continue; // superseded by its final, which follows in this lane
             }
 
             try
             {
-                Handle(next);
+                HandleSafely(invocation);
             }
-            catch (Exception e) when (e is not OperationCanceledException)
+            finally
             {
-                // a bug in one verdict's handling must not end the verdicts of all that follow
-                Interlocked.Increment(ref _failed);
-                _health.Report("grapher", ComponentHealth.Degraded, $"{next.Graph.GraphId}: {e.Message}");
-                LogHandlerFailed(_logger, e);
+                provisional?.Finish();
             }
+        }
+    }
+
+    private async Task RunRevisionsAsync(ChannelReader<(FinishedInvocation Invocation, Task Revised)> lane, CancellationToken ct)
+    {
+        await foreach (var (invocation, revised) in lane.ReadAllAsync(ct))
+        {
+            await revised.WaitAsync(ct);
+            HandleSafely(invocation);
+        }
+    }
+
+    private void HandleSafely(FinishedInvocation invocation)
+    {
+        try
+        {
+            Handle(invocation);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // a bug in one verdict's handling must not end the verdicts of all that follow
+            Interlocked.Increment(ref _failed);
+            _health.Report("grapher", ComponentHealth.Degraded, $"{invocation.Graph.GraphId}: {e.Message}");
+            LogHandlerFailed(_logger, e);
         }
     }
 
@@ -295,18 +319,21 @@ internal sealed partial class VerdictPipeline
     /// <summary>True the first time an invocation is an intrusion (one alert each, provisional or final).</summary>
     private bool Remember(string id)
     {
-        if (!_alerted.Add(id))
+        lock (_alerted)
         {
-            return false;
-        }
+            if (!_alerted.Add(id))
+            {
+                return false;
+            }
 
-        _alertedOrder.Enqueue(id);
-        if (_alertedOrder.Count > 100_000)
-        {
-            _alerted.Remove(_alertedOrder.Dequeue());
-        }
+            _alertedOrder.Enqueue(id);
+            if (_alertedOrder.Count > 100_000)
+            {
+                _alerted.Remove(_alertedOrder.Dequeue());
+            }
 
-        return true;
+            return true;
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "first verdict of {GraphId} ({Function}, closed by {Closed}) came from its final graph, {Latency:F0} ms after the response")]
@@ -392,4 +419,36 @@ internal sealed class Latencies(int capacity)
         var rank = (int)Math.Ceiling(quantile * sorted.Length) - 1;
         return sorted[Math.Clamp(rank, 0, sorted.Length - 1)];
     }
+}
+
+/// <summary>
+/// A provisional graph's first verdict as the two lanes see it: the dispatcher supersedes it (its final came before the
+/// first lane took it) or the first lane starts it, whichever comes first; the revision lane waits for it to be done.
+/// </summary>
+internal sealed class PendingFirstVerdict
+{
+    private const int Queued = 0;
+    private const int Started = 1;
+    private const int Superseded = 2;
+    private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _state;
+
+    public Task Done => _done.Task;
+
+    /// <summary>The final graph takes this first verdict over: true when the first lane had not started it.</summary>
+    public bool TrySupersede()
+    {
+        if (Interlocked.CompareExchange(ref _state, Superseded, Queued) != Queued)
+        {
+            return false;
+        }
+
+        _done.TrySetResult();
+        return true;
+    }
+
+    /// <summary>The first lane takes it: false when it was superseded.</summary>
+    public bool TryStart() => Interlocked.CompareExchange(ref _state, Started, Queued) == Queued;
+
+    public void Finish() => _done.TrySetResult();
 }

@@ -9,9 +9,9 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace FaaSMon.Monitor.Tests;
 
 /// <summary>
-/// The inference service serves first verdicts before revisions: in a burst, a graph nobody has a verdict for does not
-/// wait behind final graphs that only revise verdicts already given, and a provisional graph whose final one is already
-/// queued is not classified at all.
+/// The inference service gives first verdicts and revisions lanes of their own: a graph nobody has a verdict for does not
+/// wait behind a final graph that only revises a verdict already given, a revision never lands before the verdict it
+/// revises, and a provisional graph whose final one is already queued is not classified at all.
 /// </summary>
 public sealed class VerdictOrderTests : IDisposable
 {
@@ -28,25 +28,40 @@ public sealed class VerdictOrderTests : IDisposable
     }
 
     [Fact]
-    public async Task First_verdicts_go_before_revisions_and_a_superseded_provisional_is_skipped()
+    public async Task First_verdicts_do_not_wait_behind_a_revision_and_a_superseded_provisional_is_skipped()
     {
         var pipeline = new VerdictPipeline(_store, GraphClassifier.Open(null, null, NullLogger.Instance), new ComponentHealth(), null, NullLogger.Instance);
         var handled = new List<(string Id, bool Final)>();
         using var burstQueued = new ManualResetEventSlim();
+        using var revisionMayFinish = new ManualResetEventSlim();
+        var revisionDone = false;
         pipeline.Stored += n =>
         {
-            handled.Add((n.Graph.GraphId, n.Final));
-            burstQueued.Wait(TimeSpan.FromSeconds(30)); // the first verdict is being stored while the burst arrives
+            lock (handled)
+            {
+                handled.Add((n.Graph.GraphId, n.Final));
+            }
+
+            if (n.Graph.GraphId == "c")
+            {
+                burstQueued.Wait(TimeSpan.FromSeconds(30)); // c's first verdict is being stored while the burst arrives
+            }
+            else if (n.Graph.GraphId == "a" && n.Final)
+            {
+                revisionMayFinish.Wait(TimeSpan.FromSeconds(30)); // a slow revision (an explanation, a graph file)
+                Volatile.Write(ref revisionDone, true);
+            }
         };
         var channel = Channel.CreateUnbounded<FinishedInvocation>();
-
-        // a is answered provisionally; while that verdict is stored, the burst is queued
-        channel.Writer.TryWrite(Invocation("a", provisional: true));
         var run = Task.Run(() => pipeline.RunInvocationsAsync(channel.Reader, CancellationToken.None));
-        await WaitForAsync(() => handled.Count == 1);
+        channel.Writer.TryWrite(Invocation("a", provisional: true));
+        await WaitForAsync(() => Handled().Count == 1);
+
+        // a's final revises a verdict already given, and its handling is slow
+        channel.Writer.TryWrite(Invocation("a", provisional: false));
+        await WaitForAsync(() => Handled().Contains(("a", true)));
         foreach (var invocation in new[]
         {
-            Invocation("a", provisional: false), // revises a verdict already given
             Invocation("c", provisional: true),
             Invocation("d", provisional: true),
             Invocation("d", provisional: false), // d's final came before d's provisional was handled: it gives d's first verdict
@@ -56,13 +71,62 @@ public sealed class VerdictOrderTests : IDisposable
             channel.Writer.TryWrite(invocation);
         }
 
+        // the whole burst has been read and routed while c is being stored
+        await WaitForAsync(() => channel.Reader.Count == 0 && Handled().Contains(("c", false)));
         burstQueued.Set();
+        // the first verdicts are all stored while a's revision is still held up
+        await WaitForAsync(() => Handled().Contains(("e", true)));
+        Assert.False(Volatile.Read(ref revisionDone));
+        Assert.Equal([("a", false), ("a", true), ("c", false), ("d", true), ("e", true)], Handled());
+        Assert.Equal([true, false, true, true], Ids.Select(id => _store.Find($"span-{id}")!.Summary.Final));
+        revisionMayFinish.Set();
         channel.Writer.Complete();
         await run.WaitAsync(TimeSpan.FromSeconds(30));
 
-        Assert.Equal([("a", false), ("c", false), ("d", true), ("e", true), ("a", true)], handled);
+        Assert.Equal(5, Handled().Count);
         Assert.Equal(5, pipeline.Classified);
-        Assert.Equal([true, false, true, true], Ids.Select(id => _store.Find($"span-{id}")!.Summary.Final));
+        Assert.True(_store.Find("span-a")!.Summary.Final);
+
+        List<(string Id, bool Final)> Handled()
+        {
+            lock (handled)
+            {
+                return [.. handled];
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_revision_is_stored_only_after_the_provisional_verdict_it_revises()
+    {
+        var pipeline = new VerdictPipeline(_store, GraphClassifier.Open(null, null, NullLogger.Instance), new ComponentHealth(), null, NullLogger.Instance);
+        var handled = new List<(string Id, bool Final, bool StoredFinal)>();
+        using var provisionalMayFinish = new ManualResetEventSlim();
+        pipeline.Stored += n =>
+        {
+            if (!n.Final)
+            {
+                provisionalMayFinish.Wait(TimeSpan.FromSeconds(30));
+            }
+
+            lock (handled)
+            {
+                handled.Add((n.Graph.GraphId, n.Final, _store.Find(n.Id)!.Summary.Final));
+            }
+        };
+        var channel = Channel.CreateUnbounded<FinishedInvocation>();
+        var run = Task.Run(() => pipeline.RunInvocationsAsync(channel.Reader, CancellationToken.None));
+        channel.Writer.TryWrite(Invocation("x", provisional: true));
+        await WaitForAsync(() => pipeline.Classified == 1); // x's provisional verdict is being handed out
+        channel.Writer.TryWrite(Invocation("x", provisional: false));
+        await WaitForAsync(() => channel.Reader.Count == 0);
+        await Task.Delay(300);
+        Assert.Equal(1, pipeline.Classified); // the revision waits: it is not in the store before the verdict it revises is out
+
+        provisionalMayFinish.Set();
+        channel.Writer.Complete();
+        await run.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal([("x", false, false), ("x", true, true)], handled);
     }
 
     [Fact]
@@ -101,8 +165,9 @@ public sealed class VerdictOrderTests : IDisposable
     private static async Task WaitForAsync(Func<bool> condition)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (DateTime.UtcNow < deadline && !condition())
+        while (!condition())
         {
+            Assert.True(DateTime.UtcNow < deadline, "the pipeline did not get there within 20 s");
             await Task.Delay(20);
         }
     }
