@@ -70,9 +70,16 @@ public sealed class ServeFollowTests : IAsyncLifetime
         // the proxy's records folder is replaced by a file: that follower cannot go on
         Directory.Delete(Records, recursive: true);
         File.WriteAllText(Records, "not a folder");
+        // the flows follower reads the same folder and may fail first (503 already): wait for the records follower itself
         HttpResponseMessage? health = null;
-        await WaitForAsync(async () => (health = await anonymous.GetAsync("/healthz")).StatusCode == HttpStatusCode.ServiceUnavailable);
-        var body = JsonDocument.Parse(await health!.Content.ReadAsStringAsync()).RootElement;
+        JsonElement body = default;
+        await WaitForAsync(async () =>
+        {
+            health = await anonymous.GetAsync("/healthz");
+            body = JsonDocument.Parse(await health.Content.ReadAsStringAsync()).RootElement;
+            return body.GetProperty("components").GetProperty("proxy-records").GetString()!.StartsWith("failed", StringComparison.Ordinal);
+        });
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, health!.StatusCode);
         Assert.Equal("unhealthy", body.GetProperty("status").GetString());
         Assert.StartsWith("failed", body.GetProperty("components").GetProperty("proxy-records").GetString(), StringComparison.Ordinal);
         Assert.Contains("not a directory", body.GetProperty("components").GetProperty("proxy-records").GetString(), StringComparison.Ordinal);

@@ -113,7 +113,8 @@ public sealed class SnapshotServiceTests(ITestOutputHelper output) : IDisposable
         Assert.False(set.Complete);
         Assert.All(set.Instances, i =>
         {
-            Assert.Equal(SnapshotStatus.SizeLimit, i.Status);
+            // the error in the message: a failure here (seen once under load, not reproduced) must say what gcore reported
+            Assert.True(i.Status == SnapshotStatus.SizeLimit, $"{i.Instance}: {i.Status}: {i.Error}");
             Assert.Contains("budget", i.Error, StringComparison.Ordinal);
             Assert.Empty(i.Files);
             Assert.Equal(["snapshot.json"], Directory.GetFiles(Path.Combine(_dir, "verdict-3", i.Instance)).Select(Path.GetFileName));
