@@ -46,8 +46,8 @@ internal sealed partial class EbpfBackend(EventSink sink, TracerOptions options,
         _errors = Task.Run(() => PumpErrorsAsync(_tool), CancellationToken.None);
 
         // BPFTRACE_PERF_RB_PAGES: a node start is a burst of thousands of calls; a bigger ring loses none of them.
-        // BPFTRACE_STRLEN 128: execve's path and arguments must fit the 512-byte BPF stack (200, bpftrace 0.17's maximum,
-        // does not); buf() keeps at most that much, so socket bytes come in two chunks (C lines): 256, as strace keeps
+        // BPFTRACE_STRLEN 128: a probe's strings must fit the 512-byte BPF stack (200, bpftrace 0.17's maximum, did not
+        // for execve); str() keeps at most that much, so socket bytes come in two chunks (C lines): 256, as strace keeps
         // compiling and attaching ~80 probes takes seconds on two cores
         try
         {

@@ -7,23 +7,29 @@ namespace FaaSMon.Tracer;
 
 /// <summary>
 /// Turns bpftrace's JSON output lines (see <c>ebpf/faasmon.bt</c> for the record types) into <see cref="SyscallEvent"/>s:
-/// an entry (E) waits for its exit (X/D) on the same thread, as strace's unfinished/resumed pairs do. Kernel
+/// one exit line (X) per system call carries its arguments; only execve's entry (E, A) waits for its exit. Kernel
 /// monotonic nanoseconds become wall time through an offset taken at start. Fds are decoded from what the
 /// process opened (openat/socket/accept results) and, for older ones, from <c>/proc/PID/fd</c>.
 /// Not thread-safe; one reader drives it.
 /// </summary>
 internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes = 256, Func<int, int, FileDescriptorInfo?>? lookupFd = null)
 {
-    private readonly Dictionary<int, Pending> _pending = [];
+    private const int ChunkBytes = 128; // BPFTRACE_STRLEN: what one str() keeps
+
+    private readonly Dictionary<int, Exec> _execs = [];
     private readonly Dictionary<(int Pid, int Fd), FileDescriptorInfo> _fds = [];
 
-    // the second chunk of a buffer (bpftrace keeps at most 200 bytes per buf()), printed just before its E/D line
-    private readonly Dictionary<int, (long Ns, string Bytes)> _continuations = [];
+    // what the program prints on a line of its own just before a call's X line (same tid and ns): a buffer's bytes
+    // 128..255 (C), a rename's new path (N)
+    private readonly Dictionary<int, (long Ns, string Text)> _continuations = [];
+    private readonly Dictionary<int, (long Ns, string Text)> _newPaths = [];
 
-    private sealed record Pending(string Name, long Ns, int Pid, int Ppid, long A0, long A1, long A2, string S0, string S1)
+    private sealed record Exec(long Ns, string Path)
     {
-        public string[]? Argv { get; set; }
+        public List<string> Argv { get; } = [Path];
     }
+
+    private sealed record Call(string Name, long Ns, int Pid, int Ppid, long A0, long A1, long A2, string S0, string S1);
 
     public long Malformed { get; private set; }
 
@@ -103,7 +109,7 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
             return StraceLineKind.Ignored; // attached_probes and the like
         }
 
-        var kind = ParseRecord(data.TrimEnd('\n'), out evt);
+        var kind = ParseRecord(data.EndsWith('\n') ? data[..^1] : data, out evt);
         if (kind == StraceLineKind.Malformed)
         {
             Malformed++;
@@ -120,6 +126,27 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
         {
             switch (f[0])
             {
+                case "X" when f.Length >= 12:
+                    var tid = Int(f[2]);
+                    var ns = Long(f[1]);
+                    var name = Name(f[5]);
+                    var ret = Long(f[6]);
+                    var text = Rest(data, 11);
+                    var second = name is "rename" or "renameat" or "renameat2" ? Take(_newPaths, tid, ns) : "";
+                    if (name == "execve")
+                    {
+                        // its entry line has the path and argv: the exit runs in the new image
+                        if (!_execs.Remove(tid, out var exec))
+                        {
+                            return StraceLineKind.Ignored; // the entry happened before the process was watched
+                        }
+
+                        return Complete(tid, new Call(name, exec.Ns, Int(f[3]), Int(f[4]), 0, 0, 0, exec.Path, ""), ret, Long(f[7]), null, exec.Argv, out evt);
+                    }
+
+                    var bytes = IsBufferCall(name) ? JoinChunks(text, Take(_continuations, tid, ns), ret) : null;
+                    var s0 = bytes is not null || name is "connect" or "bind" ? text : PathText(text);
+                    return Complete(tid, new Call(name, ns, Int(f[3]), Int(f[4]), Long(f[8]), Long(f[9]), Long(f[10]), s0, PathText(second)), ret, Long(f[7]), bytes, null, out evt);
                 case "R":
                     Ready?.Invoke();
                     return StraceLineKind.Ignored;
@@ -127,24 +154,21 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
                     Watching?.Invoke(Int(f[1]));
                     return StraceLineKind.Ignored;
                 case "C" when f.Length >= 4:
-                    _continuations[Int(f[2])] = (Long(f[1]), f[3]);
+                    _continuations[Int(f[2])] = (Long(f[1]), Rest(data, 3));
                     return StraceLineKind.Pending;
-                case "E" when f.Length >= 11:
-                    var tid = Int(f[2]);
-                    var ns = Long(f[1]);
-                    _pending[tid] = new Pending(Name(f[5]), ns, Int(f[3]), Int(f[4]), Long(f[6]), Long(f[7]), Long(f[8]), WithContinuation(tid, ns, f[9]), f[10]);
+                case "N" when f.Length >= 4:
+                    _newPaths[Int(f[2])] = (Long(f[1]), Rest(data, 3));
                     return StraceLineKind.Pending;
-                case "A" when f.Length >= 4:
-                    if (_pending.TryGetValue(Int(f[1]), out var exec) && exec.Name == "execve")
+                case "E" when f.Length >= 6:
+                    _execs[Int(f[2])] = new Exec(Long(f[1]), PathText(Rest(data, 5)));
+                    return StraceLineKind.Pending;
+                case "A" when f.Length >= 3:
+                    if (_execs.TryGetValue(Int(f[1]), out var entered) && Rest(data, 2) is { Length: > 0 } arg)
                     {
-                        exec.Argv = [exec.S0, f[2], f[3]];
+                        entered.Argv.Add(PathText(arg));
                     }
 
                     return StraceLineKind.Pending;
-                case "X" or "D" when f.Length >= 6:
-                    var exitTid = Int(f[2]);
-                    return Complete(exitTid, Name(f[4]), Long(f[5]), f[0] == "X" && f.Length >= 7 ? Long(f[6]) : -1,
-                        f[0] == "D" && f.Length >= 7 ? WithContinuation(exitTid, Long(f[1]), f[6]) : null, out evt);
                 case "F" when f.Length >= 5:
                     evt = new SyscallEvent(Time(Long(f[1])), Int(f[3]), Int(f[2]), 0, "fork", TargetPid: Int(f[4]), Backend: "ebpf");
                     return StraceLineKind.Event;
@@ -174,14 +198,10 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
         }
     }
 
-    private StraceLineKind Complete(int tid, string name, long ret, long durationNs, string? readBytes, out SyscallEvent? evt)
+    private StraceLineKind Complete(int tid, Call e, long ret, long durationNs, byte[]? bytes, IReadOnlyList<string>? execArgv, out SyscallEvent? evt)
     {
         evt = null;
-        if (!_pending.Remove(tid, out var e) || e.Name != name)
-        {
-            return StraceLineKind.Ignored; // the entry happened before the process was watched
-        }
-
+        var name = e.Name;
         var errno = ret < 0 && ret > -4096 ? ErrnoName((int)-ret) : null;
         var time = Time(e.Ns);
         TimeSpan? duration = durationNs >= 0 ? TimeSpan.FromTicks(durationNs / 100) : null;
@@ -194,7 +214,7 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
         {
             case "execve":
                 path = e.S0;
-                argv = e.Argv?.Where(a => a.Length > 0).ToList() ?? [e.S0];
+                argv = execArgv;
                 break;
             case "openat" or "open":
                 path = e.S0;
@@ -220,19 +240,11 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
                 path = e.S0;
                 path2 = e.S1;
                 break;
-            case "write" or "pwrite64" or "sendto":
+            case "write" or "pwrite64" or "sendto" or "read" or "pread64" or "recvfrom":
                 fd = Fd(e.Pid, (int)e.A0);
                 if (fd?.IsSocket == true)
                 {
-                    data = Bytes(e.S0);
-                }
-
-                break;
-            case "read" or "pread64" or "recvfrom":
-                fd = Fd(e.Pid, (int)e.A0);
-                if (fd?.IsSocket == true && readBytes is not null)
-                {
-                    data = Bytes(readBytes);
+                    data = bytes;
                 }
 
                 break;
@@ -244,7 +256,7 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
                 return StraceLineKind.Ignored; // only keeps the fd table true
             case "connect" or "bind":
                 fd = Fd(e.Pid, (int)e.A0) ?? new FileDescriptorInfo((int)e.A0, "socket");
-                var endpoint = Sockaddr(Bytes(e.S0));
+                var endpoint = Sockaddr(StraceLineParser.Unescape(e.S0.AsSpan(), 28));
                 fd = name == "connect" ? fd with { RemoteEndpoint = endpoint } : fd with { LocalEndpoint = endpoint };
                 if (name == "connect")
                 {
@@ -280,8 +292,6 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
             case "clone" or "clone3" or "fork" or "vfork":
                 target = ret > 0 ? (int)ret : 0;
                 break;
-            case "exit_group":
-                break;
         }
 
         evt = new SyscallEvent(time, e.Pid, tid, e.Ppid, name, SyscallEventKind.Syscall, path, path2, fd, flags, argv,
@@ -289,15 +299,71 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
         return StraceLineKind.Event;
     }
 
-    /// <summary>The escaped bytes of a buffer with its second chunk, when one was printed for this very line (same ns).</summary>
-    private string WithContinuation(int tid, long ns, string first)
+    private static bool IsBufferCall(string name) => name is "write" or "pwrite64" or "sendto" or "read" or "pread64" or "recvfrom";
+
+    /// <summary>What was printed for this very call (same ns) on a line before it; a stale one, whose call line was lost, is dropped.</summary>
+    private static string Take(Dictionary<int, (long Ns, string Text)> before, int tid, long ns) =>
+        before.Remove(tid, out var line) && line.Ns == ns ? line.Text : "";
+
+    /// <summary>
+    /// A buffer's bytes from its two str() chunks. str() ends at a NUL, so a binary buffer is kept up to its first zero
+    /// byte: the second chunk follows the first only when the first kept all its 128 bytes.
+    /// </summary>
+    private byte[] JoinChunks(string first, string second, long ret)
     {
-        if (!_continuations.Remove(tid, out var next))
+        var head = Decode(first, Math.Min(maxDataBytes, ChunkBytes));
+        if (head.Length < ChunkBytes || ret <= ChunkBytes || second.Length == 0 || maxDataBytes <= ChunkBytes)
         {
-            return first;
+            return head;
         }
 
-        return next.Ns == ns ? string.Concat(first, next.Bytes) : first; // a stale chunk whose line was lost
+        var tail = Decode(second, maxDataBytes - ChunkBytes);
+        return [.. head, .. tail];
+    }
+
+    /// <summary>
+    /// The bytes of a string bpftrace printed with %s in JSON mode: ASCII as is, and a byte ≥ 0x80 as
+    /// <c>\uffffffXX</c> (its char sign-extended into a \u escape), which JSON reads as U+FFFF then "ffXX".
+    /// </summary>
+    internal static byte[] Decode(string text, int max = int.MaxValue)
+    {
+        var bytes = new List<byte>(Math.Min(text.Length, max));
+        for (var i = 0; i < text.Length && bytes.Count < max; i++)
+        {
+            var c = text[i];
+            if (c == '\uffff' && i + 4 < text.Length && text[i + 1] == 'f' && text[i + 2] == 'f'
+                && byte.TryParse(text.AsSpan(i + 3, 2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var high))
+            {
+                bytes.Add(high);
+                i += 4;
+            }
+            else
+            {
+                bytes.Add(c < 0x80 ? (byte)c : (byte)'?');
+            }
+        }
+
+        return [.. bytes];
+    }
+
+    /// <summary>A path as the file system has it (UTF-8), from bpftrace's %s.</summary>
+    private static string PathText(string text) =>
+        text.Contains('\uffff', StringComparison.Ordinal) ? Encoding.UTF8.GetString(Decode(text)) : text;
+
+    /// <summary>Field <paramref name="index"/> and all after it: a path or bytes printed last may hold tabs of its own.</summary>
+    private static string Rest(string data, int index)
+    {
+        var at = 0;
+        for (var i = 0; i < index; i++)
+        {
+            at = data.IndexOf('\t', at) + 1;
+            if (at == 0)
+            {
+                return "";
+            }
+        }
+
+        return data[at..];
     }
 
     private FileDescriptorInfo? Fd(int pid, int fd)
@@ -329,9 +395,6 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
             return null;
         }
     }
-
-    private byte[] Bytes(string escaped) =>
-        StraceLineParser.Unescape(escaped.AsSpan(), maxDataBytes);
 
     /// <summary>struct sockaddr_in / sockaddr_in6 / sockaddr_un bytes → "ip:port" or the socket path.</summary>
     internal static string? Sockaddr(byte[] b)
