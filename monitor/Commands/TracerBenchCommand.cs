@@ -21,6 +21,13 @@ internal static class TracerBenchCommand
     private static readonly Option<int> Rounds = new("--rounds") { Description = "Rounds; each runs every mode once, in a rotating order. Medians are reported.", DefaultValueFactory = _ => 5 };
     private static readonly Option<int> Concurrency = new("--concurrency") { Description = "Requests in flight.", DefaultValueFactory = _ => 4 };
     private static readonly Option<string> RequestPath = new("--path") { Description = "Gateway path of the invocation.", DefaultValueFactory = _ => "/function/product-catalog-api/categories" };
+    private static readonly Option<int> PollMs = new("--discovery-poll-ms")
+    {
+        Description = "How often the tracer scans /proc for new function processes (Tracer:PollIntervalMs, 50 by default). " +
+            "A slower scan costs less CPU and finds a new instance later.",
+        DefaultValueFactory = _ => new TracerOptions().PollIntervalMs,
+    };
+
     private static readonly Option<int> ParserLines = new("--parser-lines") { Description = "Lines the parser benchmark parses per round.", DefaultValueFactory = _ => 2_000_000 };
     private static readonly Option<string?> Log = new("--log") { Description = "strace log for the parser benchmark (default: the recordings in tests/FaaSMon.Tracer.Tests/Fixtures)." };
     private static readonly Option<bool> ParserOnly = new("--parser-only") { Description = "Only the parser benchmark (no LocalFaaS, no root needed)." };
@@ -29,7 +36,7 @@ internal static class TracerBenchCommand
     {
         var command = new Command("tracer", "Invocation latency/throughput with no tracing, strace and eBPF in interleaved rounds, and strace parser lines/s.")
         {
-            Requests, Rounds, Concurrency, RequestPath, ParserLines, Log, ParserOnly,
+            Requests, Rounds, Concurrency, RequestPath, PollMs, ParserLines, Log, ParserOnly,
         };
         command.SetAction(async (parse, ct) => await RunAsync(parse, ct));
         return command;
@@ -52,8 +59,9 @@ internal static class TracerBenchCommand
         var rounds = Math.Max(1, parse.GetValue(Rounds));
         var concurrency = Math.Max(1, parse.GetValue(Concurrency));
         var path = parse.GetValue(RequestPath)!;
+        var pollMs = Math.Clamp(parse.GetValue(PollMs), 10, 60_000);
         var state = Path.Combine("/var/lib/faasmon", $"bench-tracer-{Environment.ProcessId}");
-        Console.WriteLine($"faasmon bench tracer: {requests} requests per mode and round, {rounds} rounds (order rotates), {concurrency} in flight, GET {path}, {Environment.ProcessorCount} cores, load {LoadAverage()}");
+        Console.WriteLine($"faasmon bench tracer: {requests} requests per mode and round, {rounds} rounds (order rotates), {concurrency} in flight, GET {path}, /proc scanned every {pollMs} ms, {Environment.ProcessorCount} cores, load {LoadAverage()}");
         var results = Modes.ToDictionary(m => m, _ => new List<LoadResult>(), StringComparer.Ordinal);
         // LocalFaaS and the tracer log nothing here: the figures are the output
         await using (var faas = await LocalFaasHost.StartAsync(new LocalFaasOptions { Port = 0, StateDirectory = state }, NullLoggerFactory.Instance, ct))
@@ -66,7 +74,7 @@ internal static class TracerBenchCommand
                 {
                     foreach (var mode in Modes.Skip(round % Modes.Length).Concat(Modes.Take(round % Modes.Length)))
                     {
-                        var (result, counters) = await RunModeAsync(faas, state, http, mode, path, requests, concurrency, ct);
+                        var (result, counters) = await RunModeAsync(faas, state, http, mode, path, requests, concurrency, pollMs, ct);
                         results[mode].Add(result);
                         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                             $"  round {round + 1} {mode,-7} p50 {result.P50Ms,7:F2} ms   p99 {result.P99Ms,7:F2} ms   {result.Throughput,6:F0} req/s   errors {result.Errors}   load {LoadAverage()}   {counters}"));
@@ -106,13 +114,13 @@ internal static class TracerBenchCommand
     }
 
     /// <summary>One mode for one round: the tracer attached to every function process (none for "none"), settle, measure, detach.</summary>
-    private static async Task<(LoadResult Result, string Counters)> RunModeAsync(LocalFaasHost faas, string state, HttpClient http, string mode, string path, int requests, int concurrency, CancellationToken ct)
+    private static async Task<(LoadResult Result, string Counters)> RunModeAsync(LocalFaasHost faas, string state, HttpClient http, string mode, string path, int requests, int concurrency, int pollMs, CancellationToken ct)
     {
         TracerSession? session = null;
         var drain = Task.CompletedTask;
         if (mode != "none")
         {
-            session = await TracerSession.StartAsync(new TracerOptions { Backend = mode, DockerHost = "none", AcceptPid = pid => LocalFaasHost.RunsIn(state, pid) }, NullLoggerFactory.Instance, ct);
+            session = await TracerSession.StartAsync(new TracerOptions { Backend = mode, DockerHost = "none", PollIntervalMs = pollMs, AcceptPid = pid => LocalFaasHost.RunsIn(state, pid) }, NullLoggerFactory.Instance, ct);
             var functions = faas.Instances.Count(i => i.Pid is not null);
             var sw = Stopwatch.StartNew();
             while (session.Counters.AttachedProcesses < functions && sw.Elapsed < TimeSpan.FromSeconds(60))
