@@ -491,23 +491,10 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
     }
 
     /// <summary>A quoted path or name, shared with earlier events that had the same one (strace repeats the same few paths).</summary>
-    private string? Text(ReadOnlySpan<char> quoted)
-    {
-        quoted = quoted.Trim();
-        if (quoted.Length < 2 || quoted[0] != '"')
-        {
-            return null;
-        }
-
-        var end = SkipString(quoted, 0);
-        if (end < 0)
-        {
-            return null;
-        }
-
-        var inner = quoted[1..end];
-        return inner.IndexOf('\\') < 0 ? _texts.Get(inner) : Encoding.UTF8.GetString(Unescape(inner, int.MaxValue));
-    }
+    private string? Text(ReadOnlySpan<char> quoted) =>
+        !TryQuoted(quoted, out var inner) ? null
+        : inner.IndexOf('\\') < 0 ? _texts.Get(inner)
+        : Encoding.UTF8.GetString(Unescape(inner, int.MaxValue));
 
     /// <summary><see cref="ParseFd"/> of a decoration seen before (the same socket, read after read) is the same record.</summary>
     private FileDescriptorInfo? Fd(ReadOnlySpan<char> s)
@@ -850,27 +837,18 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
     }
 
     /// <summary>Decodes a quoted strace string (C escapes, possibly followed by "..." when strace cut it); null when not a string.</summary>
-    internal static string? DecodeString(ReadOnlySpan<char> s)
+    internal static string? DecodeString(ReadOnlySpan<char> s) =>
+        !TryQuoted(s, out var inner) ? null
+        : inner.IndexOf('\\') < 0 ? inner.ToString()
+        : Encoding.UTF8.GetString(Unescape(inner, int.MaxValue));
+
+    /// <summary>The inside of the quoted string <paramref name="s"/> starts with (escapes still in); false when it starts with none.</summary>
+    private static bool TryQuoted(ReadOnlySpan<char> s, out ReadOnlySpan<char> inner)
     {
         s = s.Trim();
-        if (s.Length < 2 || s[0] != '"')
-        {
-            return null;
-        }
-
-        var end = SkipString(s, 0);
-        if (end < 0)
-        {
-            return null;
-        }
-
-        var inner = s[1..end];
-        if (inner.IndexOf('\\') < 0)
-        {
-            return inner.ToString();
-        }
-
-        return Encoding.UTF8.GetString(Unescape(inner, int.MaxValue));
+        var end = s.Length >= 2 && s[0] == '"' ? SkipString(s, 0) : -1;
+        inner = end < 0 ? default : s[1..end];
+        return end >= 0;
     }
 
     private static List<string>? DecodeStringArray(ReadOnlySpan<char> s)
