@@ -10,7 +10,9 @@ public sealed class ModelTests
     internal static List<LabeledGraph> Labeled(IEnumerable<ProvenanceGraph> graphs) =>
         [.. graphs.Select(g => new LabeledGraph(GraphFeatures.From(g), g.Label != SyntheticGraphs.Benign, g.Label!))];
 
-    private static readonly TrainingOptions Quick = new(Epochs: 12, BatchSize: 16, LearningRate: 0.01);
+    // the product's learning rate: at 0.01 GIN collapsed to one class for some seeds on some CPUs (seed 42 gave 50 of 60
+    // on an AVX-512 EPYC, seed 3 gave 30 of 60), while at 0.005 every arch got 60 of 60 for seeds 42 and 1-4
+    private static readonly TrainingOptions Quick = new(Epochs: 12, BatchSize: 16, LearningRate: 0.005);
 
     [Theory]
     [InlineData("gcn")]
