@@ -14,6 +14,7 @@ internal static class BenchCommand
         command.Subcommands.Add(ClassifierBenchCommand.Create());
         command.Subcommands.Add(GrapherBenchCommand.Create());
         command.Subcommands.Add(SnapshotBenchCommand.Create());
+        command.Subcommands.Add(ProxyBenchCommand.CreateYarpBaseline()); // hidden: a child of bench proxy
         return command;
     }
 }

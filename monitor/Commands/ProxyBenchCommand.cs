@@ -8,7 +8,10 @@ using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Yarp.ReverseProxy.Forwarder;
 
 namespace FaaSMon.Monitor.Commands;
 
@@ -16,7 +19,9 @@ namespace FaaSMon.Monitor.Commands;
 /// <c>faasmon bench proxy</c>: one upstream, several ways to reach it (direct, FaaSMon's proxy with and without packet
 /// capture, Debian nginx proxy_pass), the same load generator for each, rounds interleaved. FaaSMon's proxies and nginx
 /// run as child processes in their own process groups on loopback, so none shares a heap or a thread pool with the load
-/// or the upstream.
+/// or the upstream. A fifth target, YARP's forwarder alone behind Kestrel (<c>yarp-only</c>), tells what the reverse proxy
+/// FaaSMon is built on costs from what FaaSMon adds to it. Beside throughput and latency every proxy's CPU time per request
+/// is measured (utime + stime of its processes over the run): on a shared machine that moves far less than req/s.
 /// </summary>
 internal static partial class ProxyBenchCommand
 {
@@ -91,18 +96,19 @@ internal static partial class ProxyBenchCommand
             await using var upstream = await StartUpstreamAsync(ct);
             // Each FaaSMon proxy reaches the same upstream server on a port of its own, so its capture filter
             // (tcp port N) sees only its own traffic, not the direct, nginx or other FaaSMon runs'.
-            List<(string Name, Uri Url)> targets = [("direct", upstream.Address(0))];
+            List<(string Name, Uri Url, Process? Process)> targets = [("direct", upstream.Address(0), null)];
             if (withPcap)
             {
-                targets.Add((FaasmonPcap, await StartFaasmonProxyAsync(children, upstream.Address(1), work, "faasmon", pcap: true, ct)));
+                targets.Add(await StartSelfAsync(children, FaasmonPcap, work, ProxyArguments(upstream.Address(1), work, FaasmonPcap, pcap: true), ct));
             }
 
             if (withoutPcap)
             {
-                targets.Add((FaasmonNoPcap, await StartFaasmonProxyAsync(children, upstream.Address(2), work, "faasmon-nopcap", pcap: false, ct)));
+                targets.Add(await StartSelfAsync(children, FaasmonNoPcap, work, ProxyArguments(upstream.Address(2), work, FaasmonNoPcap, pcap: false), ct));
             }
 
-            targets.Add(("nginx", await StartNginxAsync(children, nginx, upstream.Address(0), work, ct)));
+            targets.Add(await StartSelfAsync(children, YarpOnly, work, ["bench", YarpBaselineCommand, "--upstream", upstream.Address(0).ToString()], ct));
+            targets.Add(await StartNginxAsync(children, nginx, upstream.Address(0), work, ct));
             Console.WriteLine($"upstream {upstream.Address(0)} · {connections} connections · {(useWrk ? $"wrk -t{threads}" : "built-in generator")} · " +
                 $"{duration.TotalSeconds:0}s × {rounds} rounds, {warmup.TotalSeconds:0}s warm-up · nginx {NginxVersion(nginx)} (worker_processes auto) · " +
                 $"{Environment.ProcessorCount} cores · load average {LoadAverage()}");
@@ -110,7 +116,7 @@ internal static partial class ProxyBenchCommand
             var results = targets.ToDictionary(t => t.Name, _ => new List<LoadResult>());
             for (var round = 1; round <= rounds; round++)
             {
-                foreach (var (name, url) in targets)
+                foreach (var (name, url, process) in targets)
                 {
                     var target = new Uri(url, path);
                     if (round == 1 && warmup > TimeSpan.Zero)
@@ -118,15 +124,22 @@ internal static partial class ProxyBenchCommand
                         await GenerateAsync(useWrk, wrk, children, target, warmup, connections, threads, ct);
                     }
 
+                    var cpuBefore = process is null ? TimeSpan.Zero : ProcessTreeCpu(process.Id);
                     var result = await GenerateAsync(useWrk, wrk, children, target, duration, connections, threads, ct);
+                    if (process is not null && result.Requests > 0)
+                    {
+                        result = result with { CpuUsPerRequest = (ProcessTreeCpu(process.Id) - cpuBefore).TotalMicroseconds / result.Requests };
+                    }
+
                     results[name].Add(result);
-                    Console.WriteLine($"  round {round} {name,-14} {result.RequestsPerSecond,10:N0} req/s  p50 {result.P50Ms,7:0.000} ms  p99 {result.P99Ms,7:0.000} ms  errors {result.Errors}  load {LoadAverage()}");
+                    Console.WriteLine($"  round {round} {name,-14} {result.RequestsPerSecond,10:N0} req/s  p50 {result.P50Ms,7:0.000} ms  p99 {result.P99Ms,7:0.000} ms  " +
+                        $"cpu {Cpu(result)} µs/req  errors {result.Errors}  load {LoadAverage()}");
                 }
             }
 
             Print(results.ToDictionary(r => r.Key, r => Median(r.Value)));
             PrintRoundRatios(results);
-            foreach (var (name, url) in targets.Where(t => t.Name.StartsWith("faasmon", StringComparison.Ordinal)))
+            foreach (var (name, url, _) in targets.Where(t => t.Name.StartsWith("faasmon", StringComparison.Ordinal)))
             {
                 Console.WriteLine($"{name} counters: {await FaasmonCountersAsync(url, ct)}");
             }
@@ -143,19 +156,27 @@ internal static partial class ProxyBenchCommand
 
     private const string FaasmonPcap = "faasmon";
     private const string FaasmonNoPcap = "faasmon-nopcap";
+    private const string YarpOnly = "yarp-only";
+    private const string YarpBaselineCommand = "yarp-baseline";
+
+    private static string Cpu(LoadResult r) => double.IsNaN(r.CpuUsPerRequest) ? "-" : r.CpuUsPerRequest.ToString("0.0", CultureInfo.InvariantCulture);
 
     private static void Print(Dictionary<string, LoadResult> median)
     {
         var direct = median["direct"];
         Console.WriteLine();
-        Console.WriteLine("target              req/s    p50 ms    p99 ms   added p50 ms   errors");
+        Console.WriteLine("target              req/s    p50 ms    p99 ms   added p50 ms   cpu µs/req   errors");
         foreach (var (name, r) in median)
         {
-            Console.WriteLine($"{name,-14} {r.RequestsPerSecond,10:N0} {r.P50Ms,9:0.000} {r.P99Ms,9:0.000} {r.P50Ms - direct.P50Ms,14:0.000} {r.Errors,8}");
+            Console.WriteLine($"{name,-14} {r.RequestsPerSecond,10:N0} {r.P50Ms,9:0.000} {r.P99Ms,9:0.000} {r.P50Ms - direct.P50Ms,14:0.000} {Cpu(r),12} {r.Errors,8}");
         }
 
         var n = median["nginx"];
         var addedN = n.P50Ms - direct.P50Ms;
+        var yarp = median[YarpOnly];
+        Console.WriteLine();
+        Console.WriteLine($"yarp-only (YARP's forwarder alone, none of FaaSMon's work): throughput {yarp.RequestsPerSecond / n.RequestsPerSecond:0.00}× nginx, " +
+            $"cpu per request {yarp.CpuUsPerRequest / n.CpuUsPerRequest:0.00}× nginx's");
         foreach (var name in new[] { FaasmonPcap, FaasmonNoPcap }.Where(median.ContainsKey))
         {
             var f = median[name];
@@ -166,6 +187,7 @@ internal static partial class ProxyBenchCommand
             Console.WriteLine($"  faasmon/nginx p50:        {f.P50Ms / n.P50Ms:0.00}×   added p50 faasmon {addedF:0.000} ms vs nginx {addedN:0.000} ms (goal: ≤)");
             Console.WriteLine($"  faasmon/nginx p99:        {f.P99Ms / n.P99Ms:0.00}×");
             Console.WriteLine($"  faasmon/direct throughput: {f.RequestsPerSecond / direct.RequestsPerSecond:0.00}×   nginx/direct: {n.RequestsPerSecond / direct.RequestsPerSecond:0.00}×");
+            Console.WriteLine($"  cpu per request:          {Cpu(f)} µs = {f.CpuUsPerRequest / n.CpuUsPerRequest:0.00}× nginx's {Cpu(n)} µs, {f.CpuUsPerRequest / yarp.CpuUsPerRequest:0.00}× yarp-only's {Cpu(yarp)} µs");
         }
     }
 
@@ -177,15 +199,18 @@ internal static partial class ProxyBenchCommand
     {
         var nginx = results["nginx"];
         var direct = results["direct"];
-        foreach (var name in new[] { FaasmonPcap, FaasmonNoPcap }.Where(results.ContainsKey))
+        foreach (var name in new[] { FaasmonPcap, FaasmonNoPcap, YarpOnly }.Where(results.ContainsKey))
         {
             var rounds = results[name];
             var throughput = rounds.Select((r, i) => r.RequestsPerSecond / nginx[i].RequestsPerSecond).ToList();
             var addedP50 = rounds.Select((r, i) => (r.P50Ms - direct[i].P50Ms) - (nginx[i].P50Ms - direct[i].P50Ms)).ToList();
-            Console.WriteLine($"{name} per round: throughput ×nginx {string.Join(" ", throughput.Select(x => x.ToString("0.00", CultureInfo.InvariantCulture)))} " +
-                $"(median {throughput.Order().ElementAt(throughput.Count / 2):0.00}×); added p50 minus nginx's, ms " +
-                $"{string.Join(" ", addedP50.Select(x => x.ToString("0.000", CultureInfo.InvariantCulture)))} (median {addedP50.Order().ElementAt(addedP50.Count / 2):0.000})");
+            var cpu = rounds.Select((r, i) => r.CpuUsPerRequest / nginx[i].CpuUsPerRequest).ToList();
+            Console.WriteLine($"{name} per round: throughput ×nginx {Series(throughput, "0.00")} (median {Median(throughput):0.00}×); " +
+                $"added p50 minus nginx's, ms {Series(addedP50, "0.000")} (median {Median(addedP50):0.000}); cpu per request ×nginx {Series(cpu, "0.00")} (median {Median(cpu):0.00}×)");
         }
+
+        static string Series(List<double> values, string format) => string.Join(" ", values.Select(x => x.ToString(format, CultureInfo.InvariantCulture)));
+        static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
     }
 
     /// <summary>The 1, 5 and 15 minute load averages: the machine is shared, so every figure is printed beside them.</summary>
@@ -228,31 +253,105 @@ internal static partial class ProxyBenchCommand
         return new UpstreamServer(app);
     }
 
-    private static async Task<Uri> StartFaasmonProxyAsync(ChildGroup children, Uri upstream, string work, string name, bool pcap, CancellationToken ct)
+    /// <summary>The same <c>faasmon proxy</c> a user runs; the listen address is added by <see cref="StartSelfAsync"/>.</summary>
+    private static List<string> ProxyArguments(Uri upstream, string work, string name, bool pcap) =>
+        ["proxy", "--upstream", upstream.ToString(), "--data-dir", Path.Combine(work, name), .. pcap ? Array.Empty<string>() : ["--no-pcap"]];
+
+    /// <summary>This very program as a child, through the same runtime, listening on a free loopback port.</summary>
+    private static async Task<(string, Uri, Process?)> StartSelfAsync(ChildGroup children, string name, string work, List<string> arguments, CancellationToken ct)
     {
         var port = FreePort();
-        // The same `faasmon proxy` a user runs, as a child: this very program, through the same runtime.
         var self = Environment.GetCommandLineArgs()[0];
-        List<string> args = [];
-        if (self.EndsWith(".dll", StringComparison.Ordinal))
-        {
-            args.Add(self);
-        }
-
-        args.AddRange(["proxy", "--listen", $"127.0.0.1:{port}", "--upstream", upstream.ToString(), "--data-dir", Path.Combine(work, name)]);
-        if (!pcap)
-        {
-            args.Add("--no-pcap");
-        }
-
+        List<string> args = self.EndsWith(".dll", StringComparison.Ordinal) ? [self] : [];
+        args.AddRange(arguments);
+        args.AddRange(["--listen", $"127.0.0.1:{port}"]);
         var log = Path.Combine(work, $"{name}.log");
         var child = children.Start(name, Environment.ProcessPath!, args, log);
-        var url = new Uri($"http://127.0.0.1:{port}/");
         await WaitForPortAsync(child, port, log, ct);
-        return url;
+        return (name, new Uri($"http://127.0.0.1:{port}/"), child);
     }
 
-    private static async Task<Uri> StartNginxAsync(ChildGroup children, string nginx, Uri upstream, string work, CancellationToken ct)
+    /// <summary>
+    /// CPU time (user + system) of a process and its children, e.g. nginx's master and workers. setsid execs the
+    /// target in place, so the started child's pid is the target's.
+    /// </summary>
+    internal static TimeSpan ProcessTreeCpu(int pid)
+    {
+        var ticks = CpuTicks(pid);
+        foreach (var task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
+        {
+            var children = File.Exists(Path.Combine(task, "children")) ? File.ReadAllText(Path.Combine(task, "children")) : "";
+            foreach (var child in children.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            {
+                ticks += CpuTicks(int.Parse(child, CultureInfo.InvariantCulture));
+            }
+        }
+
+        return TimeSpan.FromSeconds(ticks / (double)ClockTicksPerSecond);
+
+        static long CpuTicks(int pid)
+        {
+            try
+            {
+                // the command name (field 2) may hold spaces and parentheses: fields are counted after its last ')'
+                var stat = File.ReadAllText($"/proc/{pid}/stat");
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                return long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture); // utime, stime
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return 0; // exited meanwhile
+            }
+        }
+    }
+
+    /// <summary>USER_HZ: what /proc/PID/stat counts in; 100 on every Linux architecture .NET runs on.</summary>
+    private const long ClockTicksPerSecond = 100;
+
+    /// <summary>
+    /// <c>faasmon bench yarp-baseline --upstream URL --listen ADDR</c>, hidden: started by this bench as a child. YARP's
+    /// <see cref="IHttpForwarder"/> behind Kestrel with FaaSMon's Kestrel limits and upstream handler settings (YARP's
+    /// own defaults, no activity headers), and nothing else: no call id, trace context, record, body tee, metric or capture.
+    /// </summary>
+    public static Command CreateYarpBaseline()
+    {
+        var upstreamOption = new Option<string>("--upstream") { Required = true };
+        var listenOption = new Option<string>("--listen") { Required = true };
+        var command = new Command(YarpBaselineCommand, "YARP's forwarder alone (a baseline for bench proxy).") { upstreamOption, listenOption };
+        command.Hidden = true;
+        command.SetAction(async (parse, ct) =>
+        {
+            var builder = WebApplication.CreateSlimBuilder();
+            builder.Logging.ClearProviders();
+            var listen = IPEndPoint.Parse(parse.GetValue(listenOption)!);
+            builder.WebHost.ConfigureKestrel(kestrel =>
+            {
+                kestrel.AddServerHeader = false;
+                kestrel.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(75);
+                kestrel.Listen(listen);
+            });
+            builder.Services.AddHttpForwarder();
+            var app = builder.Build();
+            var upstream = new Uri(parse.GetValue(upstreamOption)!, UriKind.Absolute).ToString();
+            using var invoker = new HttpMessageInvoker(new SocketsHttpHandler
+            {
+                UseProxy = false,
+                AllowAutoRedirect = false,
+                AutomaticDecompression = DecompressionMethods.None,
+                UseCookies = false,
+                EnableMultipleHttp2Connections = true,
+                ActivityHeadersPropagator = null,
+                ConnectTimeout = TimeSpan.FromSeconds(15),
+            });
+            app.MapForwarder("/{**catch-all}", upstream, ForwarderRequestConfig.Empty, HttpTransformer.Default, invoker);
+            await app.StartAsync(ct);
+            await app.WaitForShutdownAsync(ct);
+            return 0;
+        });
+        return command;
+    }
+
+    private static async Task<(string, Uri, Process?)> StartNginxAsync(ChildGroup children, string nginx, Uri upstream, string work, CancellationToken ct)
     {
         var port = FreePort();
         var root = Path.Combine(work, "nginx");
@@ -288,7 +387,7 @@ internal static partial class ProxyBenchCommand
         await File.WriteAllTextAsync(conf, config, ct);
         var child = children.Start("nginx", nginx, ["-p", root, "-c", conf, "-e", Path.Combine(root, "error.log")], Path.Combine(root, "stdout.log"));
         await WaitForPortAsync(child, port, Path.Combine(root, "error.log"), ct);
-        return new Uri($"http://127.0.0.1:{port}/");
+        return ("nginx", new Uri($"http://127.0.0.1:{port}/"), child);
     }
 
     private static async Task<LoadResult> GenerateAsync(bool useWrk, string? wrk, ChildGroup children, Uri target, TimeSpan duration,
@@ -329,7 +428,8 @@ internal static partial class ProxyBenchCommand
         var rps = double.Parse(WrkRate().Match(text).Groups["v"].Value, CultureInfo.InvariantCulture);
         var errors = WrkErrors().Matches(text).Sum(m => long.Parse(m.Groups["n"].Value, CultureInfo.InvariantCulture))
             + WrkNon2xx().Matches(text).Sum(m => long.Parse(m.Groups["n"].Value, CultureInfo.InvariantCulture));
-        return new LoadResult(rps, Percentile("50"), Percentile("99"), errors);
+        var requests = long.Parse(WrkRequests().Match(text).Groups["n"].Value, CultureInfo.InvariantCulture);
+        return new LoadResult(rps, Percentile("50"), Percentile("99"), errors, requests);
 
         static double ToMs(string value, string unit)
         {
@@ -378,8 +478,8 @@ internal static partial class ProxyBenchCommand
         var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
         var all = perWorker.SelectMany(l => l).Order().ToArray();
         return all.Length == 0
-            ? new LoadResult(0, double.NaN, double.NaN, errors)
-            : new LoadResult(all.Length / elapsed, all[(int)(all.Length * 0.50)], all[Math.Min(all.Length - 1, (int)(all.Length * 0.99))], errors);
+            ? new LoadResult(0, double.NaN, double.NaN, errors, 0)
+            : new LoadResult(all.Length / elapsed, all[(int)(all.Length * 0.50)], all[Math.Min(all.Length - 1, (int)(all.Length * 0.99))], errors, all.Length);
     }
 
     private static async Task<string> FaasmonCountersAsync(Uri faasmon, CancellationToken ct)
@@ -438,6 +538,9 @@ internal static partial class ProxyBenchCommand
     [GeneratedRegex(@"^\s+(?<p>50|75|90|99)%\s+(?<v>[\d.]+)(?<u>us|ms|s|m)\s*$", RegexOptions.Multiline)]
     private static partial Regex WrkPercentile();
 
+    [GeneratedRegex(@"(?<n>\d+) requests in ")]
+    private static partial Regex WrkRequests();
+
     [GeneratedRegex(@"Requests/sec:\s+(?<v>[\d.]+)")]
     private static partial Regex WrkRate();
 
@@ -447,7 +550,8 @@ internal static partial class ProxyBenchCommand
     [GeneratedRegex(@"Non-2xx or 3xx responses: (?<n>\d+)")]
     private static partial Regex WrkNon2xx();
 
-    internal sealed record LoadResult(double RequestsPerSecond, double P50Ms, double P99Ms, long Errors);
+    /// <summary>One run against one target; <paramref name="CpuUsPerRequest"/> is NaN for the upstream reached directly.</summary>
+    internal sealed record LoadResult(double RequestsPerSecond, double P50Ms, double P99Ms, long Errors, long Requests, double CpuUsPerRequest = double.NaN);
 
     private sealed class UpstreamServer(WebApplication app) : IAsyncDisposable
     {
