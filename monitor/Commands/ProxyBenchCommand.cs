@@ -311,7 +311,8 @@ internal static partial class ProxyBenchCommand
     /// <summary>
     /// <c>faasmon bench yarp-baseline --upstream URL --listen ADDR</c>, hidden: started by this bench as a child. YARP's
     /// <see cref="IHttpForwarder"/> behind Kestrel with FaaSMon's Kestrel limits and upstream handler settings (YARP's
-    /// own defaults, no activity headers), and nothing else: no call id, trace context, record, body tee, metric or capture.
+    /// own defaults, no activity headers) and socket scheduling (inline, as <c>faasmon proxy</c>), and nothing else: no call
+    /// id, trace context, record, body tee, metric or capture.
     /// </summary>
     public static Command CreateYarpBaseline()
     {
@@ -321,8 +322,10 @@ internal static partial class ProxyBenchCommand
         command.Hidden = true;
         command.SetAction(async (parse, ct) =>
         {
+            ProxyCommand.InlineSocketIo();
             var builder = WebApplication.CreateSlimBuilder();
             builder.Logging.ClearProviders();
+            builder.WebHost.UseSockets(sockets => sockets.UnsafePreferInlineScheduling = true);
             var listen = IPEndPoint.Parse(parse.GetValue(listenOption)!);
             builder.WebHost.ConfigureKestrel(kestrel =>
             {
