@@ -23,10 +23,6 @@ internal sealed partial class EbpfBackend(EventSink sink, TracerOptions options,
 
     public string Name => "ebpf";
 
-    public event Action? ProcessMayHaveStarted;
-
-    public bool AnnouncesProcesses => UsesLibbpf;
-
     public static string ProgramPath => Path.Combine(AppContext.BaseDirectory, "ebpf", "faasmon.bt");
 
     public static string LoaderPath => Path.Combine(AppContext.BaseDirectory, "ebpf", "faasmon-bpf");
@@ -61,7 +57,6 @@ internal sealed partial class EbpfBackend(EventSink sink, TracerOptions options,
             }
         };
         parser.Ready += () => _ready.TrySetResult();
-        parser.Execed += _ => ProcessMayHaveStarted?.Invoke();
         // the loader reads the ring every few ms and writes what it found in one go; it acknowledges a watch at once
         // -B none: with a pipe bpftrace buffers fully, and an idle function would hold our acknowledgements back
         _tool = UsesLibbpf

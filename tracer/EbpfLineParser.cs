@@ -46,9 +46,6 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
     /// <summary>Pids bpftrace acknowledged adding to its in-kernel filter.</summary>
     public event Action<int>? Watching;
 
-    /// <summary>A process exec'd (the loader's P line, for every process on the machine): the tracer scans /proc now.</summary>
-    public event Action<int>? Execed;
-
     /// <summary>The program's BEGIN ran: every probe is attached.</summary>
     public event Action? Ready;
 
@@ -173,9 +170,6 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
                     return Complete(tid, new Call(name, ns, Int(f[3]), Int(f[4]), Long(f[8]), Long(f[9]), Long(f[10]), s0, PathText(second)), ret, Long(f[7]), bytes, null, out evt);
                 case "R":
                     Ready?.Invoke();
-                    return StraceLineKind.Ignored;
-                case "P" when f.Length >= 2 && _escaped:
-                    Execed?.Invoke(Int(f[1]));
                     return StraceLineKind.Ignored;
                 case "L" when f.Length >= 2 && _escaped:
                     Lost += Long(f[1]);

@@ -21,10 +21,6 @@ internal sealed partial class StraceBackend(EventSink sink, TracerOptions option
 
     public string Name => "strace";
 
-    public event Action? ProcessMayHaveStarted { add { } remove { } }
-
-    public bool AnnouncesProcesses => false;
-
     public Task StartAsync(CancellationToken ct)
     {
         Prerequisites.RequireStrace();

@@ -77,9 +77,6 @@ internal sealed partial class SyscallTracer : BackgroundService
             ? new EbpfBackend(_sink, _options, _loggers.CreateLogger<EbpfBackend>())
             : new StraceBackend(_sink, _options, _loggers.CreateLogger<StraceBackend>());
         var attaching = new List<Task>();
-        // an announcement (an exec somewhere) while a scan runs makes one more scan, never a queue of them
-        var announced = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
-        backend.ProcessMayHaveStarted += () => announced.Writer.TryWrite(true);
         try
         {
             try
@@ -98,14 +95,11 @@ internal sealed partial class SyscallTracer : BackgroundService
                 docker = new DockerIdentityResolver(DockerIdentityResolver.CreateClient(dockerHost), _loggers.CreateLogger<DockerIdentityResolver>());
             }
 
-            var interval = TimeSpan.FromMilliseconds(backend.AnnouncesProcesses ? _options.AnnouncedPollIntervalMs : _options.PollIntervalMs);
-            var discovery = new ProcessDiscovery(_options.Match, interval, docker, _loggers.CreateLogger<ProcessDiscovery>());
+            var discovery = new ProcessDiscovery(_options.Match, TimeSpan.FromMilliseconds(_options.PollIntervalMs), docker, _loggers.CreateLogger<ProcessDiscovery>());
             var startedAt = DateTimeOffset.UtcNow;
             LogStarted(_logger, backend.Name, _options.Match);
             _started.TrySetResult();
-            using var timer = new PeriodicTimer(interval);
-            var tick = timer.WaitForNextTickAsync(stoppingToken).AsTask();
-            var announcement = announced.Reader.WaitToReadAsync(stoppingToken).AsTask();
+            using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(_options.PollIntervalMs));
             do
             {
                 foreach (var change in await discovery.ScanAsync(stoppingToken))
@@ -134,22 +128,8 @@ internal sealed partial class SyscallTracer : BackgroundService
                 }
 
                 attaching.RemoveAll(t => t.IsCompleted);
-                if (await Task.WhenAny(tick, announcement) == tick)
-                {
-                    if (!await tick)
-                    {
-                        break;
-                    }
-
-                    tick = timer.WaitForNextTickAsync(stoppingToken).AsTask();
-                }
-                else
-                {
-                    announced.Reader.TryRead(out _);
-                    announcement = announced.Reader.WaitToReadAsync(stoppingToken).AsTask();
-                }
             }
-            while (!stoppingToken.IsCancellationRequested);
+            while (await timer.WaitForNextTickAsync(stoppingToken));
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {

@@ -28,14 +28,6 @@ public sealed class TracerOptions
     [Range(5, 10_000)]
     public int PollIntervalMs { get; set; } = 50;
 
-    /// <summary>
-    /// The /proc scan interval when the backend announces new processes itself (eBPF through the libbpf loader: every
-    /// exec on the machine): the scan runs at each announcement, and this often for exits and anything missed.
-    /// Scanning every 50 ms cost the functions more than the tracing did (tracer/README.md).
-    /// </summary>
-    [Range(5, 60_000)]
-    public int AnnouncedPollIntervalMs { get; set; } = 1000;
-
     /// <summary>Bytes kept of each socket read/write (the request line and headers hold the call id).</summary>
     [Range(0, 4096)]
     public int MaxDataBytes { get; set; } = 256;

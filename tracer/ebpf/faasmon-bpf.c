@@ -3,7 +3,6 @@
 //   R                 every program is attached
 //   W  pid            now watching pid (the answer to a "watch PID" line on stdin)
 //   L  n              n more records were lost (the ring was full), printed when the count grows
-//   P  pid            a process (any, watched or not) exec'd: the tracer looks for new function processes now
 // The string field, last on its line, is escaped: a byte below 0x20, 0x7f, a backslash and a byte >= 0x80 print as
 // \xNN, so no byte of a path or a buffer can end a line, add a field or forge one; a buffer keeps its zero bytes.
 // A rename's new path comes on its N line, execve's argv[1] and argv[2] on A lines, as in faasmon.bt; a buffer's 256
@@ -109,9 +108,6 @@ static int on_record(void *ctx, void *data, size_t size)
 		break;
 	case FM_EXIT:
 		printf("Q\t%llu\t%u\t%u\t%u\t%lld\n", (unsigned long long)e->ns, e->tid, e->pid, e->ppid, (long long)e->ret);
-		break;
-	case FM_EXECED:
-		printf("P\t%u\n", e->pid);
 		break;
 	case FM_SIGNAL:
 		printf("S\t%llu\t%u\t%u\t%u\t%lld\n", (unsigned long long)e->ns, e->tid, e->pid, e->ppid, (long long)e->a0);

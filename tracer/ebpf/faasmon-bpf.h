@@ -14,7 +14,6 @@
 #define FM_FORK 'F'
 #define FM_EXIT 'Q'
 #define FM_SIGNAL 'S'
-#define FM_EXECED 'P' /* any process on the machine exec'd: the tracer looks for new function processes now */
 
 /* The traced system calls; FM_CALL_NAMES lists their names in the same order. */
 enum fm_call {

@@ -382,22 +382,6 @@ int on_process_exit(void *ctx)
 	return 0;
 }
 
-// every exec on the machine, watched or not (execs are rare): a new function process is announced as it starts, so
-// the tracer need not scan /proc often to find it
-SEC("tracepoint/sched/sched_process_exec")
-int on_any_exec(void *ctx)
-{
-	(void)ctx;
-	struct fm_event *e = bpf_ringbuf_reserve(&events, sizeof(struct fm_event), 0);
-	if (!e) {
-		count_lost();
-		return 0;
-	}
-	fill(e, FM_EXECED, 0, bpf_ktime_get_ns(), bpf_get_current_pid_tgid());
-	submit(e);
-	return 0;
-}
-
 SEC("tracepoint/signal/signal_deliver")
 int on_signal(struct fm_signal_deliver *ctx)
 {
