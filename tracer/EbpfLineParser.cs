@@ -6,10 +6,14 @@ using FaaSMon.Core;
 namespace FaaSMon.Tracer;
 
 /// <summary>
-/// Turns bpftrace's JSON output lines (see <c>ebpf/faasmon.bt</c> for the record types) into <see cref="SyscallEvent"/>s:
+/// Turns the eBPF backend's output lines (see <c>ebpf/faasmon.bt</c> for the record types) into <see cref="SyscallEvent"/>s:
 /// one exit line (X) per system call carries its arguments; only execve's entry (E, A) waits for its exit. Kernel
 /// monotonic nanoseconds become wall time through an offset taken at start. Fds are decoded from what the
 /// process opened (openat/socket/accept results) and, for older ones, from <c>/proc/PID/fd</c>.
+/// Two framings of the same records, told apart by each line's first byte: bpftrace's <c>-f json</c> (a JSON object
+/// per printf, strings as bpftrace's %s prints them, buffers in 128-byte chunks) and the libbpf loader's plain lines
+/// (<c>ebpf/faasmon-bpf.c</c>: the string field with every control byte, backslash and byte ≥ 0x80 as <c>\xNN</c>,
+/// a buffer's bytes all on its X line, zeros kept; L lines count lost records).
 /// Not thread-safe; one reader drives it.
 /// </summary>
 internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes = 256, Func<int, int, FileDescriptorInfo?>? lookupFd = null)
@@ -31,9 +35,12 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
 
     private sealed record Call(string Name, long Ns, int Pid, int Ppid, long A0, long A1, long A2, string S0, string S1);
 
+    // the line being parsed is the libbpf loader's (escaped bytes), not bpftrace's JSON
+    private bool _escaped;
+
     public long Malformed { get; private set; }
 
-    /// <summary>Events the kernel could not hand over (bpftrace "lost_events").</summary>
+    /// <summary>Events the kernel could not hand over (bpftrace "lost_events", the loader's L lines).</summary>
     public long Lost { get; private set; }
 
     /// <summary>Pids bpftrace acknowledged adding to its in-kernel filter.</summary>
@@ -53,6 +60,20 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
     public StraceLineKind Parse(string line, out SyscallEvent? evt)
     {
         evt = null;
+        if (!line.StartsWith('{'))
+        {
+            // the loader's plain line: a record letter first, never a brace
+            _escaped = true;
+            var plain = ParseRecord(line, out evt);
+            if (plain == StraceLineKind.Malformed)
+            {
+                Malformed++;
+            }
+
+            return plain;
+        }
+
+        _escaped = false;
         string? type = null;
         string? data = null;
         long lost = -1;
@@ -144,11 +165,14 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
                         return Complete(tid, new Call(name, exec.Ns, Int(f[3]), Int(f[4]), 0, 0, 0, exec.Path, ""), ret, Long(f[7]), null, exec.Argv, out evt);
                     }
 
-                    var bytes = IsBufferCall(name) ? JoinChunks(text, Take(_continuations, tid, ns), ret) : null;
+                    var bytes = !IsBufferCall(name) ? null : _escaped ? Unescape(text, maxDataBytes) : JoinChunks(text, Take(_continuations, tid, ns), ret);
                     var s0 = bytes is not null || name is "connect" or "bind" ? text : PathText(text);
                     return Complete(tid, new Call(name, ns, Int(f[3]), Int(f[4]), Long(f[8]), Long(f[9]), Long(f[10]), s0, PathText(second)), ret, Long(f[7]), bytes, null, out evt);
                 case "R":
                     Ready?.Invoke();
+                    return StraceLineKind.Ignored;
+                case "L" when f.Length >= 2 && _escaped:
+                    Lost += Long(f[1]);
                     return StraceLineKind.Ignored;
                 case "W" when f.Length >= 2:
                     Watching?.Invoke(Int(f[1]));
@@ -256,7 +280,7 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
                 return StraceLineKind.Ignored; // only keeps the fd table true
             case "connect" or "bind":
                 fd = Fd(e.Pid, (int)e.A0) ?? new FileDescriptorInfo((int)e.A0, "socket");
-                var endpoint = Sockaddr(StraceLineParser.Unescape(e.S0.AsSpan(), 28));
+                var endpoint = Sockaddr(_escaped ? Unescape(e.S0, 28) : StraceLineParser.Unescape(e.S0.AsSpan(), 28));
                 fd = name == "connect" ? fd with { RemoteEndpoint = endpoint } : fd with { LocalEndpoint = endpoint };
                 if (name == "connect")
                 {
@@ -346,9 +370,36 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
         return [.. bytes];
     }
 
-    /// <summary>A path as the file system has it (UTF-8), from bpftrace's %s.</summary>
-    private static string PathText(string text) =>
-        text.Contains('\uffff', StringComparison.Ordinal) ? Encoding.UTF8.GetString(Decode(text)) : text;
+    /// <summary>
+    /// The bytes of the loader's string field: <c>\xNN</c> is byte NN, any other character the byte it is (the loader
+    /// escapes every byte ≥ 0x80, so a character beyond ASCII is not its output and reads as '?').
+    /// </summary>
+    internal static byte[] Unescape(string text, int max = int.MaxValue)
+    {
+        var bytes = new byte[Math.Min(text.Length, max)];
+        var n = 0;
+        for (var i = 0; i < text.Length && n < bytes.Length; i++)
+        {
+            var c = text[i];
+            if (c == '\\' && i + 3 < text.Length && text[i + 1] == 'x'
+                && byte.TryParse(text.AsSpan(i + 2, 2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var b))
+            {
+                bytes[n++] = b;
+                i += 3;
+            }
+            else
+            {
+                bytes[n++] = c < 0x80 ? (byte)c : (byte)'?';
+            }
+        }
+
+        return n == bytes.Length ? bytes : bytes[..n];
+    }
+
+    /// <summary>A path as the file system has it (UTF-8), from bpftrace's %s or the loader's escaped field.</summary>
+    private string PathText(string text) => _escaped
+        ? text.Contains('\\', StringComparison.Ordinal) ? Encoding.UTF8.GetString(Unescape(text)) : text
+        : text.Contains('\uffff', StringComparison.Ordinal) ? Encoding.UTF8.GetString(Decode(text)) : text;
 
     /// <summary>Field <paramref name="index"/> and all after it: a path or bytes printed last may hold tabs of its own.</summary>
     private static string Rest(string data, int index)

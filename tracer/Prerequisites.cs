@@ -52,6 +52,33 @@ internal static partial class Prerequisites
         EnsureTracefs();
     }
 
+    /// <summary>The libbpf loader and its compiled program, built with the tracer (tracer/FaaSMon.Tracer.csproj), and the capabilities to load it.</summary>
+    public static void RequireLibbpfLoader(string loader, string program)
+    {
+        FindExecutable("setsid", "util-linux");
+        foreach (var file in new[] { loader, program })
+        {
+            if (!File.Exists(file))
+            {
+                throw new TracerUnavailableException(
+                    $"the eBPF loader is missing: {file} (it is built with the tracer when clang, libbpf-dev, libelf-dev and zlib1g-dev are installed: " +
+                    "apt-get install clang libbpf-dev libelf-dev zlib1g-dev, then rebuild; or use Tracer:EbpfLoader=bpftrace)");
+            }
+        }
+
+        if (!HasCapability(CapSysAdmin) && !(HasCapability(CapBpf) && HasCapability(CapPerfmon)))
+        {
+            throw new TracerUnavailableException("the eBPF backend needs CAP_SYS_ADMIN (or CAP_BPF and CAP_PERFMON) to load its programs: run as root or grant them");
+        }
+
+        if (!File.Exists("/sys/kernel/btf/vmlinux"))
+        {
+            throw new TracerUnavailableException("the libbpf loader needs the kernel's BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF): use a kernel built with it, or Tracer:EbpfLoader=bpftrace");
+        }
+
+        EnsureTracefs();
+    }
+
     /// <summary>Tracepoints need tracefs; containers and minimal hosts often lack the mount, so we make it.</summary>
     public static void EnsureTracefs()
     {

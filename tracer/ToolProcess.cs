@@ -3,8 +3,8 @@ using System.Diagnostics;
 namespace FaaSMon.Tracer;
 
 /// <summary>
-/// strace or bpftrace as a child in its own process group (util-linux <c>setsid</c> execs in place, so the child's
-/// pid is the group id), started with an argument list, never a shell, and stopped with its whole group.
+/// strace, bpftrace or the eBPF loader as a child in its own process group (util-linux <c>setsid</c> execs in place, so
+/// the child's pid is the group id), started with an argument list, never a shell, and stopped with its whole group.
 /// </summary>
 internal sealed class ToolProcess : IAsyncDisposable
 {
@@ -20,15 +20,18 @@ internal sealed class ToolProcess : IAsyncDisposable
 
     public StreamReader Error => _process.StandardError;
 
+    /// <summary>The tool's stdin, when started with <c>redirectInput</c> (flushed at every write); closing it tells the loader to end.</summary>
+    public StreamWriter Input => _process.StandardInput;
+
     public bool HasExited => _process.HasExited;
 
-    public static ToolProcess Start(string tool, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null)
+    public static ToolProcess Start(string tool, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null, bool redirectInput = false)
     {
         var info = new ProcessStartInfo("setsid")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
-            RedirectStandardInput = false,
+            RedirectStandardInput = redirectInput,
             UseShellExecute = false,
         };
         info.ArgumentList.Add(tool);
@@ -43,6 +46,11 @@ internal sealed class ToolProcess : IAsyncDisposable
         }
 
         var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {tool}");
+        if (redirectInput)
+        {
+            process.StandardInput.AutoFlush = true;
+        }
+
         return new ToolProcess(process);
     }
 
@@ -54,7 +62,7 @@ internal sealed class ToolProcess : IAsyncDisposable
     {
         if (!_process.HasExited)
         {
-            // SIGTERM first: strace detaches its tracees cleanly, bpftrace unloads its programs
+            // SIGTERM first: strace detaches its tracees cleanly, bpftrace and the loader unload their programs
             _ = Prerequisites.kill(-_process.Id, SigTerm);
             using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(3));
             try

@@ -16,6 +16,14 @@ public sealed class TracerOptions
     [RegularExpression("^(strace|ebpf)$")]
     public string Backend { get; set; } = "strace";
 
+    /// <summary>
+    /// What loads the eBPF backend's programs: <c>libbpf</c>, our own loader (<c>ebpf/faasmon-bpf</c>, records through a
+    /// binary ring buffer), or <c>bpftrace</c> running <c>ebpf/faasmon.bt</c>, whose userspace formats every printf
+    /// (~14 µs of CPU a line) and which keeps a buffer only up to its first zero byte. Same records, same events.
+    /// </summary>
+    [RegularExpression("^(libbpf|bpftrace)$")]
+    public string EbpfLoader { get; set; } = "libbpf";
+
     /// <summary>How often /proc is scanned for new function processes; bounds the discovery latency.</summary>
     [Range(5, 10_000)]
     public int PollIntervalMs { get; set; } = 50;

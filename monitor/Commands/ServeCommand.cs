@@ -50,6 +50,8 @@ internal static class ServeCommand
 
     public static readonly Option<string?> Backend = new("--backend") { Description = "All-in-one: strace (default) or ebpf." };
 
+    public static readonly Option<string?> EbpfLoader = new("--ebpf-loader") { Description = "All-in-one, eBPF backend: libbpf (default, our loader) or bpftrace." };
+
     public static readonly Option<bool> NoPcap = new("--no-pcap") { Description = "All-in-one: do not capture packets." };
 
     public static readonly Option<int?> MaxInvocations = new("--max-invocations") { Description = "Invocations kept in the store (default 200000); the oldest go first." };
@@ -86,7 +88,7 @@ internal static class ServeCommand
             "proxy, the tracer and the grapher in this process (needs root). Settings also come from appsettings.json and " +
             "FAASMON_Monitor__* environment variables; the command line wins.")
         {
-            Listen, ProxyData, TraceEvents, DataDir, SecretsDir, Model, Rules, AlertWebhook, Gateway, Backend, NoPcap, MaxInvocations, Retention, Snapshots, DockerHost,
+            Listen, ProxyData, TraceEvents, DataDir, SecretsDir, Model, Rules, AlertWebhook, Gateway, Backend, EbpfLoader, NoPcap, MaxInvocations, Retention, Snapshots, DockerHost,
             NetworkModel, NetworkInterface, NetworkFilter, Verbose,
         };
         command.SetAction(async (parse, ct) =>
@@ -110,6 +112,7 @@ internal static class ServeCommand
             Set(nameof(ServeOptions.AlertWebhook), parse.GetValue(AlertWebhook)?.ToString());
             Set(nameof(ServeOptions.Gateway), parse.GetValue(Gateway));
             Set(nameof(ServeOptions.Backend), parse.GetValue(Backend));
+            Set(nameof(ServeOptions.EbpfLoader), parse.GetValue(EbpfLoader));
             Set(nameof(ServeOptions.Pcap), parse.GetValue(NoPcap) ? "false" : null);
             Set(nameof(ServeOptions.MaxInvocations), parse.GetValue(MaxInvocations)?.ToString(CultureInfo.InvariantCulture));
             Set(nameof(ServeOptions.Snapshots), parse.GetValue(Snapshots));

@@ -14,6 +14,7 @@ internal static class TraceCommand
 {
     private static readonly Option<string> Match = new("--match") { Description = "Command-line substring of function processes (as pgrep -f).", DefaultValueFactory = _ => "index.js" };
     private static readonly Option<string> Backend = new("--backend") { Description = "strace or ebpf.", DefaultValueFactory = _ => "strace" };
+    private static readonly Option<string?> EbpfLoader = new("--ebpf-loader") { Description = "eBPF backend: libbpf (default, our loader with a binary ring buffer) or bpftrace (ebpf/faasmon.bt)." };
     private static readonly Option<string?> Out = new("--out") { Description = "NDJSON file to write (default: standard output)." };
     private static readonly Option<int> Duration = new("--duration") { Description = "Seconds to trace (0: until Ctrl+C).", DefaultValueFactory = _ => 0 };
     private static readonly Option<bool> Verbose = new("--verbose") { Description = "Debug logs." };
@@ -27,9 +28,10 @@ internal static class TraceCommand
     public static Command Create()
     {
         Backend.AcceptOnlyFromAmong("strace", "ebpf");
+        EbpfLoader.AcceptOnlyFromAmong("libbpf", "bpftrace");
         var command = new Command("trace", "Trace the system calls of function processes (strace or eBPF) and write them as NDJSON.")
         {
-            Match, Backend, Out, Duration, Verbose,
+            Match, Backend, EbpfLoader, Out, Duration, Verbose,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -48,6 +50,10 @@ internal static class TraceCommand
             {
                 o.Match = parse.GetValue(Match)!;
                 o.Backend = parse.GetValue(Backend)!;
+                if (parse.GetValue(EbpfLoader) is { } loader)
+                {
+                    o.EbpfLoader = loader; // else Tracer:EbpfLoader, libbpf by default
+                }
             });
             using var host = builder.Build();
             var tracer = host.Services.GetRequiredService<SyscallTracer>();

@@ -9,14 +9,21 @@ namespace FaaSMon.Monitor.Commands;
 
 /// <summary>
 /// <c>faasmon bench tracer</c>: what tracing costs a function. One LocalFaaS; the same hello-retail load with no
-/// tracing, with strace and with eBPF (tracer attached to every function process), in rounds that interleave the
-/// modes (rotating their order) so the machine's load swings hit all of them alike; p50/p99 latency and throughput
-/// per round, the per-round ratios to no tracing, and their medians. Then the strace parser alone over a large recorded
+/// tracing, with strace, with eBPF through our libbpf loader and with eBPF through bpftrace (tracer attached to every
+/// function process), in rounds that interleave the modes (rotating their order) so the machine's load swings hit all
+/// of them alike; p50/p99 latency, throughput and the tracing tool's CPU per request per round, the per-round ratios
+/// to no tracing, and their medians. Then the strace parser alone over a large recorded
 /// log, read from bytes as the pipe hands them over (lines/s on one core, bytes allocated per line).
 /// </summary>
 internal static class TracerBenchCommand
 {
-    private static readonly string[] Modes = ["none", "strace", "ebpf"];
+    private static readonly string[] AllModes = ["none", "strace", "ebpf", "ebpf-bpftrace", "ebpf-idle"];
+    private static readonly Option<string> ModeList = new("--modes")
+    {
+        Description = "Comma-separated modes to compare: none (always measured, the baseline), strace, ebpf (libbpf loader), ebpf-bpftrace, " +
+            "ebpf-idle (the libbpf loader's programs attached, no process watched: what the tracepoints cost every process).",
+        DefaultValueFactory = _ => "none,strace,ebpf,ebpf-bpftrace",
+    };
     private static readonly Option<int> Requests = new("--requests") { Description = "Measured requests per mode and round.", DefaultValueFactory = _ => 400 };
     private static readonly Option<int> Rounds = new("--rounds") { Description = "Rounds; each runs every mode once, in a rotating order. Medians are reported.", DefaultValueFactory = _ => 5 };
     private static readonly Option<int> Concurrency = new("--concurrency") { Description = "Requests in flight.", DefaultValueFactory = _ => 4 };
@@ -40,9 +47,9 @@ internal static class TracerBenchCommand
 
     public static Command Create()
     {
-        var command = new Command("tracer", "Invocation latency/throughput with no tracing, strace and eBPF in interleaved rounds, and strace parser lines/s.")
+        var command = new Command("tracer", "Invocation latency/throughput with no tracing, strace and eBPF (libbpf, bpftrace) in interleaved rounds, and strace parser lines/s.")
         {
-            Requests, Rounds, Concurrency, RequestPath, Warmup, PollMs, ParserLines, Log, ParserOnly,
+            Requests, Rounds, Concurrency, RequestPath, Warmup, PollMs, ModeList, ParserLines, Log, ParserOnly,
         };
         command.SetAction(async (parse, ct) => await RunAsync(parse, ct));
         return command;
@@ -67,9 +74,16 @@ internal static class TracerBenchCommand
         var path = parse.GetValue(RequestPath)!;
         var pollMs = Math.Clamp(parse.GetValue(PollMs), 10, 60_000);
         var warmup = Math.Max(0, parse.GetValue(Warmup));
+        var modes = parse.GetValue(ModeList)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Prepend("none").Distinct(StringComparer.Ordinal).ToArray();
+        if (modes.FirstOrDefault(m => !AllModes.Contains(m)) is { } unknown)
+        {
+            throw new ArgumentException($"unknown mode '{unknown}' (modes: {string.Join(", ", AllModes)})");
+        }
+
+        var traced = modes.Skip(1).ToArray();
         var state = Path.Combine("/var/lib/faasmon", $"bench-tracer-{Environment.ProcessId}");
         Console.WriteLine($"faasmon bench tracer: {requests} requests per mode and round, {rounds} rounds (order rotates), {concurrency} in flight, GET {path}, {warmup} warm-up requests, /proc scanned every {pollMs} ms, {Environment.ProcessorCount} cores, load {LoadAverage()}");
-        var results = Modes.ToDictionary(m => m, _ => new List<LoadResult>(), StringComparer.Ordinal);
+        var results = modes.ToDictionary(m => m, _ => new List<LoadResult>(), StringComparer.Ordinal);
         // LocalFaaS and the tracer log nothing here: the figures are the output
         await using (var faas = await LocalFaasHost.StartAsync(new LocalFaasOptions { Port = 0, StateDirectory = state }, NullLoggerFactory.Instance, ct))
         {
@@ -79,17 +93,17 @@ internal static class TracerBenchCommand
                 await LoadAsync(http, path, Math.Max(200, warmup), concurrency, ct); // JIT, V8, caches, database connections
                 for (var round = 0; round < rounds; round++)
                 {
-                    foreach (var mode in Modes.Skip(round % Modes.Length).Concat(Modes.Take(round % Modes.Length)))
+                    foreach (var mode in modes.Skip(round % modes.Length).Concat(modes.Take(round % modes.Length)))
                     {
                         var (result, counters) = await RunModeAsync(faas, state, http, mode, path, requests, concurrency, pollMs, ct);
                         results[mode].Add(result);
                         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                            $"  round {round + 1} {mode,-7} p50 {result.P50Ms,7:F2} ms   p99 {result.P99Ms,7:F2} ms   {result.Throughput,6:F0} req/s   errors {result.Errors}   load {LoadAverage()}   {counters}"));
+                            $"  round {round + 1} {mode,-13} p50 {result.P50Ms,7:F2} ms   p99 {result.P99Ms,7:F2} ms   {result.Throughput,6:F0} req/s   errors {result.Errors}   {ToolCpu(result)}load {LoadAverage()}   {counters}"));
                     }
 
                     var none = results["none"][round];
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"  round {round + 1} ratios to none: strace p50 {Percent(results["strace"][round].P50Ms / none.P50Ms)}, ebpf p50 {Percent(results["ebpf"][round].P50Ms / none.P50Ms)}"));
+                        $"  round {round + 1} ratios to none: {string.Join(", ", traced.Select(m => $"{m} p50 {Percent(results[m][round].P50Ms / none.P50Ms)}"))}"));
                 }
             }
             finally
@@ -102,20 +116,21 @@ internal static class TracerBenchCommand
         }
 
         Console.WriteLine($"  medians over {rounds} rounds (load {LoadAverage()}):");
-        foreach (var mode in Modes)
+        foreach (var mode in modes)
         {
             var r = results[mode];
+            var cpu = mode == "none" ? "" : string.Create(CultureInfo.InvariantCulture, $"   tool CPU {Median(r.Select(x => x.ToolCpuUsPerRequest)),5:F0} µs/req ({string.Join(" ", r.Select(x => x.ToolCpuUsPerRequest.ToString("F0", CultureInfo.InvariantCulture)))})");
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  {mode,-7} p50 {Median(r.Select(x => x.P50Ms)),7:F2} ms   p99 {Median(r.Select(x => x.P99Ms)),7:F2} ms   {Median(r.Select(x => x.Throughput)),6:F0} req/s   errors {r.Sum(x => x.Errors)}"));
+                $"  {mode,-13} p50 {Median(r.Select(x => x.P50Ms)),7:F2} ms   p99 {Median(r.Select(x => x.P99Ms)),7:F2} ms   {Median(r.Select(x => x.Throughput)),6:F0} req/s   errors {r.Sum(x => x.Errors)}{cpu}"));
         }
 
         var baseline = results["none"];
-        foreach (var mode in new[] { "strace", "ebpf" })
+        foreach (var mode in traced)
         {
             var r = results[mode];
             double RoundRatio(Func<LoadResult, double> metric) => Median(r.Select((x, i) => metric(x) / metric(baseline[i])));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  {mode,-7} vs none (median of per-round ratios): p50 x{RoundRatio(x => x.P50Ms):F2} ({Percent(RoundRatio(x => x.P50Ms))})   p99 x{RoundRatio(x => x.P99Ms):F2}   throughput x{RoundRatio(x => x.Throughput):F2}" +
+                $"  {mode,-13} vs none (median of per-round ratios): p50 x{RoundRatio(x => x.P50Ms):F2} ({Percent(RoundRatio(x => x.P50Ms))})   p99 x{RoundRatio(x => x.P99Ms):F2}   throughput x{RoundRatio(x => x.Throughput):F2}" +
                 $"   per round p50: {string.Join(" ", r.Select((x, i) => Percent(x.P50Ms / baseline[i].P50Ms)))}"));
         }
     }
@@ -127,8 +142,16 @@ internal static class TracerBenchCommand
         var drain = Task.CompletedTask;
         if (mode != "none")
         {
-            session = await TracerSession.StartAsync(new TracerOptions { Backend = mode, DockerHost = "none", PollIntervalMs = pollMs, AcceptPid = pid => LocalFaasHost.RunsIn(state, pid) }, NullLoggerFactory.Instance, ct);
-            var functions = faas.Instances.Count(i => i.Pid is not null);
+            var options = new TracerOptions
+            {
+                Backend = mode == "strace" ? "strace" : "ebpf",
+                EbpfLoader = mode == "ebpf-bpftrace" ? "bpftrace" : "libbpf",
+                DockerHost = "none",
+                PollIntervalMs = pollMs,
+                AcceptPid = mode == "ebpf-idle" ? _ => false : pid => LocalFaasHost.RunsIn(state, pid),
+            };
+            session = await TracerSession.StartAsync(options, NullLoggerFactory.Instance, ct);
+            var functions = mode == "ebpf-idle" ? 0 : faas.Instances.Count(i => i.Pid is not null);
             var sw = Stopwatch.StartNew();
             while (session.Counters.AttachedProcesses < functions && sw.Elapsed < TimeSpan.FromSeconds(60))
             {
@@ -145,16 +168,62 @@ internal static class TracerBenchCommand
         }
 
         await LoadAsync(http, path, Math.Min(50, requests), concurrency, ct); // settle after attaching
+        var toolCpu = ToolCpuSeconds();
         var result = await LoadAsync(http, path, requests, concurrency, ct);
+        result = result with { ToolCpuUsPerRequest = (ToolCpuSeconds() - toolCpu) * 1e6 / requests };
         if (session is null)
         {
-            return (result, "");
+            return (result with { ToolCpuUsPerRequest = -1 }, "");
         }
 
         var attached = session.Counters.AttachedProcesses;
         await session.DisposeAsync();
         await drain;
         return (result, $"attached {attached}, {session.Counters}");
+    }
+
+    private static string ToolCpu(LoadResult r) => r.ToolCpuUsPerRequest >= 0
+        ? string.Create(CultureInfo.InvariantCulture, $"tool CPU {r.ToolCpuUsPerRequest,5:F1} µs/req   ")
+        : "";
+
+    /// <summary>
+    /// The tracing tools' CPU time (strace, bpftrace, faasmon-bpf: our children), every thread's, from
+    /// /proc/PID/task/TID/schedstat in nanoseconds (stat's utime+stime tick at 10 ms: too coarse for the loader).
+    /// </summary>
+    private static double ToolCpuSeconds()
+    {
+        var self = Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+        double ns = 0;
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var open = stat.IndexOf('(', StringComparison.Ordinal);
+                var close = stat.LastIndexOf(')');
+                if (open < 0 || close < open || stat.AsSpan(open + 1, close - open - 1) is not ("strace" or "bpftrace" or "faasmon-bpf"))
+                {
+                    continue;
+                }
+
+                // after "(comm) ": state ppid
+                if (stat[(close + 2)..].Split(' ')[1] != self)
+                {
+                    continue;
+                }
+
+                foreach (var task in Directory.EnumerateDirectories(Path.Combine(dir, "task")))
+                {
+                    var schedstat = File.ReadAllText(Path.Combine(task, "schedstat"));
+                    ns += double.Parse(schedstat.AsSpan(0, schedstat.IndexOf(' ')), CultureInfo.InvariantCulture);
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+            {
+            }
+        }
+
+        return ns / 1e9;
     }
 
     private static string Percent(double ratio) => ((ratio - 1) * 100).ToString("+0.0;-0.0", CultureInfo.InvariantCulture) + "%";
@@ -264,7 +333,7 @@ internal static class TracerBenchCommand
         return [];
     }
 
-    private sealed record LoadResult(double P50Ms, double P99Ms, double Throughput, int Errors);
+    private sealed record LoadResult(double P50Ms, double P99Ms, double Throughput, int Errors, double ToolCpuUsPerRequest = 0);
 
     private static async Task<LoadResult> LoadAsync(HttpClient http, string path, int count, int concurrency, CancellationToken ct)
     {

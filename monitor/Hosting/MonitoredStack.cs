@@ -26,6 +26,9 @@ internal sealed record MonitoredStackOptions
 
     public string Backend { get; init; } = "strace";
 
+    /// <summary>The eBPF backend's loader, libbpf or bpftrace (<see cref="TracerOptions.EbpfLoader"/>).</summary>
+    public string EbpfLoader { get; init; } = "libbpf";
+
     public bool Pcap { get; init; } = true;
 
     /// <summary>
@@ -136,6 +139,7 @@ internal sealed class MonitoredStack : IAsyncDisposable
         _tracer = await TracerSession.StartAsync(new TracerOptions
         {
             Backend = options.Backend,
+            EbpfLoader = options.EbpfLoader,
             DockerHost = "none",
             MaxDataBytes = options.MaxDataBytes,
             AcceptPid = pid => LocalFaasHost.RunsIn(options.StateDirectory, pid),

@@ -69,6 +69,10 @@ internal sealed class ServeOptions
     [RegularExpression("^(strace|ebpf)$")]
     public string Backend { get; set; } = "strace";
 
+    /// <summary>All-in-one mode, eBPF backend: libbpf or bpftrace (<see cref="FaaSMon.Tracer.TracerOptions.EbpfLoader"/>).</summary>
+    [RegularExpression("^(libbpf|bpftrace)$")]
+    public string EbpfLoader { get; set; } = "libbpf";
+
     /// <summary>All-in-one mode: capture each invocation's packets.</summary>
     public bool Pcap { get; set; } = true;
 
@@ -342,6 +346,7 @@ internal sealed partial class ServeHost : IAsyncDisposable
                 ProxyDataDirectory = Path.Combine(dataDirectory, "proxy"),
                 ProxyListen = options.Gateway,
                 Backend = options.Backend,
+                EbpfLoader = options.EbpfLoader,
                 Pcap = options.Pcap,
                 Grapher = grapherOptions,
                 OnRecord = pipeline.AddRecord,

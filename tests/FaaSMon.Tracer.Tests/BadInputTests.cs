@@ -21,6 +21,7 @@ public sealed class BadInputTests
         // the tests below and the LocalFaaS tests rely on it: say so plainly instead of failing obscurely
         Prerequisites.RequireStrace();
         Prerequisites.RequireBpftrace();
+        Prerequisites.RequireLibbpfLoader(EbpfBackend.LoaderPath, EbpfBackend.ObjectPath);
     }
 
     [Fact]

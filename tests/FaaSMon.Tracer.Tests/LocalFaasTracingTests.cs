@@ -49,12 +49,13 @@ public sealed class LocalFaasTracingTests(LocalFaasFixture faas, ITestOutputHelp
     private const string Receive = "product-photos-receive";
 
     [Theory]
-    [InlineData("strace")]
-    [InlineData("ebpf")]
-    public async Task Container_reuse_shows_as_a_tmp_write_then_a_later_invocation_executing_it(string backend)
+    [InlineData("strace", "libbpf")]
+    [InlineData("ebpf", "libbpf")]
+    [InlineData("ebpf", "bpftrace")]
+    public async Task Container_reuse_shows_as_a_tmp_write_then_a_later_invocation_executing_it(string backend, string loader)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        await using var session = await TracerSession.StartAsync(new TracerOptions { Backend = backend, DockerHost = "none", AcceptPid = faas.Owns }, TestOutputLoggerProvider.Factory(output), timeout.Token);
+        await using var session = await TracerSession.StartAsync(new TracerOptions { Backend = backend, EbpfLoader = loader, DockerHost = "none", AcceptPid = faas.Owns }, TestOutputLoggerProvider.Factory(output), timeout.Token);
         var events = Collect(session);
         foreach (var (_, receiveInstance, _) in faas.Host.Instances.Where(i => i.Function == Receive))
         {
@@ -75,7 +76,7 @@ public sealed class LocalFaasTracingTests(LocalFaasFixture faas, ITestOutputHelp
         await Task.Delay(500, timeout.Token); // the last lines are still in the pipe
         await session.DisposeAsync();
         var all = await events;
-        output.WriteLine($"{backend}: {all.Count} events, {session.Counters}");
+        output.WriteLine($"{backend} ({loader}): {all.Count} events, {session.Counters}");
 
         var exec = all.FirstOrDefault(e => e is { Syscall: "execve", Failed: false, Path: "/tmp/evil.sh" });
         Assert.True(exec is not null, $"no execve of /tmp/evil.sh among {all.Count(e => e.Syscall == "execve")} execves: " +
@@ -101,13 +102,14 @@ public sealed class LocalFaasTracingTests(LocalFaasFixture faas, ITestOutputHelp
     }
 
     [Theory]
-    [InlineData("strace")]
-    [InlineData("ebpf")]
-    public async Task A_function_instance_started_after_the_tracer_is_traced_before_it_listens(string backend)
+    [InlineData("strace", "libbpf")]
+    [InlineData("ebpf", "libbpf")]
+    [InlineData("ebpf", "bpftrace")]
+    public async Task A_function_instance_started_after_the_tracer_is_traced_before_it_listens(string backend, string loader)
     {
         const string function = "product-photos-success";
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        await using var session = await TracerSession.StartAsync(new TracerOptions { Backend = backend, DockerHost = "none", AcceptPid = faas.Owns }, TestOutputLoggerProvider.Factory(output), timeout.Token);
+        await using var session = await TracerSession.StartAsync(new TracerOptions { Backend = backend, EbpfLoader = loader, DockerHost = "none", AcceptPid = faas.Owns }, TestOutputLoggerProvider.Factory(output), timeout.Token);
         var events = Collect(session);
         var before = faas.Host.Instances.Where(i => i.Function == function).Select(i => i.Instance).ToHashSet();
         await ScaleAsync(function, before.Count + 1, timeout.Token);
@@ -123,7 +125,7 @@ public sealed class LocalFaasTracingTests(LocalFaasFixture faas, ITestOutputHelp
             await Task.Delay(1000, timeout.Token);
             await session.DisposeAsync();
             var all = await events;
-            output.WriteLine($"{backend}: discovered {started.Identity.Instance} {started.DiscoveryLatency.TotalMilliseconds:F0} ms after it started; {session.Counters}");
+            output.WriteLine($"{backend} ({loader}): discovered {started.Identity.Instance} {started.DiscoveryLatency.TotalMilliseconds:F0} ms after it started; {session.Counters}");
             Assert.Contains(all, e => e.Instance == started.Identity.Instance && e.Syscall == "listen");
             Assert.True(started.DiscoveryLatency < TimeSpan.FromSeconds(1), $"discovered {started.DiscoveryLatency.TotalMilliseconds:F0} ms after start");
         }
