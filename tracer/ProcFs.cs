@@ -114,18 +114,39 @@ internal static class ProcFs
     /// When a process started, from its start ticks (USER_HZ is 100 on Linux). Measured against /proc/uptime rather than
     /// btime, which is rounded to whole seconds and would make discovery latencies off by up to a second.
     /// </summary>
-    public static DateTimeOffset StartTime(long startTicks)
+    public static DateTimeOffset StartTime(long startTicks) => BootTime() + TimeSpan.FromSeconds(startTicks / 100.0);
+
+    private sealed record BootClock(long ReadAt, DateTimeOffset Boot);
+
+    private static volatile BootClock? s_boot;
+
+    /// <summary>
+    /// The wall-clock time of boot (now minus /proc/uptime), read again every 10 s so that a wall-clock step is
+    /// followed. Discovery asks for start times of every young process on every pass: reading /proc/uptime each
+    /// time was over a thousand opens a second.
+    /// </summary>
+    private static DateTimeOffset BootTime()
     {
+        var now = Environment.TickCount64;
+        if (s_boot is { } cached && now - cached.ReadAt < 10_000)
+        {
+            return cached.Boot;
+        }
+
+        DateTimeOffset boot;
         try
         {
             var uptime = File.ReadAllText("/proc/uptime");
             var seconds = double.Parse(uptime.AsSpan(0, uptime.IndexOf(' ')), NumberStyles.Float, CultureInfo.InvariantCulture);
-            return DateTimeOffset.UtcNow - TimeSpan.FromSeconds(seconds - (startTicks / 100.0));
+            boot = DateTimeOffset.UtcNow - TimeSpan.FromSeconds(seconds);
         }
         catch (Exception e) when (e is IOException or FormatException)
         {
-            return new(BootTimeTicks.Value + (startTicks * (TimeSpan.TicksPerSecond / 100)), TimeSpan.Zero);
+            boot = new(BootTimeTicks.Value, TimeSpan.Zero);
         }
+
+        s_boot = new BootClock(now, boot);
+        return boot;
     }
 
     private static long ReadBootTime()

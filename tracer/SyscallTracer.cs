@@ -102,7 +102,7 @@ internal sealed partial class SyscallTracer : BackgroundService
             using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(_options.PollIntervalMs));
             do
             {
-                foreach (var change in await discovery.ScanAsync(stoppingToken))
+                foreach (var change in await discovery.ScanAsync(stoppingToken, full: false))
                 {
                     if (change.Started && _options.AcceptPid is { } accept && !accept(change.Process.Pid))
                     {

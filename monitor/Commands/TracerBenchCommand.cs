@@ -121,7 +121,8 @@ internal static class TracerBenchCommand
             var r = results[mode];
             var cpu = mode == "none" ? "" : string.Create(CultureInfo.InvariantCulture, $"   tool CPU {Median(r.Select(x => x.ToolCpuUsPerRequest)),5:F0} µs/req ({string.Join(" ", r.Select(x => x.ToolCpuUsPerRequest.ToString("F0", CultureInfo.InvariantCulture)))})");
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  {mode,-13} p50 {Median(r.Select(x => x.P50Ms)),7:F2} ms   p99 {Median(r.Select(x => x.P99Ms)),7:F2} ms   {Median(r.Select(x => x.Throughput)),6:F0} req/s   errors {r.Sum(x => x.Errors)}{cpu}"));
+                $"  {mode,-13} p50 {Median(r.Select(x => x.P50Ms)),7:F2} ms   p99 {Median(r.Select(x => x.P99Ms)),7:F2} ms   {Median(r.Select(x => x.Throughput)),6:F0} req/s   errors {r.Sum(x => x.Errors)}" +
+                $"   machine CPU {Median(r.Select(x => x.MachineCpuUsPerRequest)),5:F0} µs/req{cpu}"));
         }
 
         var baseline = results["none"];
@@ -131,7 +132,8 @@ internal static class TracerBenchCommand
             double RoundRatio(Func<LoadResult, double> metric) => Median(r.Select((x, i) => metric(x) / metric(baseline[i])));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  {mode,-13} vs none (median of per-round ratios): p50 x{RoundRatio(x => x.P50Ms):F2} ({Percent(RoundRatio(x => x.P50Ms))})   p99 x{RoundRatio(x => x.P99Ms):F2}   throughput x{RoundRatio(x => x.Throughput):F2}" +
-                $"   per round p50: {string.Join(" ", r.Select((x, i) => Percent(x.P50Ms / baseline[i].P50Ms)))}"));
+                $"   per round p50: {string.Join(" ", r.Select((x, i) => Percent(x.P50Ms / baseline[i].P50Ms)))}" +
+                $"   machine CPU per request {Percent(RoundRatio(x => x.MachineCpuUsPerRequest))} (per round {string.Join(" ", r.Select((x, i) => Percent(x.MachineCpuUsPerRequest / baseline[i].MachineCpuUsPerRequest)))})"));
         }
     }
 
@@ -169,8 +171,13 @@ internal static class TracerBenchCommand
 
         await LoadAsync(http, path, Math.Min(50, requests), concurrency, ct); // settle after attaching
         var toolCpu = ToolCpuSeconds();
+        var machineCpu = MachineBusySeconds();
         var result = await LoadAsync(http, path, requests, concurrency, ct);
-        result = result with { ToolCpuUsPerRequest = (ToolCpuSeconds() - toolCpu) * 1e6 / requests };
+        result = result with
+        {
+            ToolCpuUsPerRequest = (ToolCpuSeconds() - toolCpu) * 1e6 / requests,
+            MachineCpuUsPerRequest = (MachineBusySeconds() - machineCpu) * 1e6 / requests,
+        };
         if (session is null)
         {
             return (result with { ToolCpuUsPerRequest = -1 }, "");
@@ -182,9 +189,30 @@ internal static class TracerBenchCommand
         return (result, $"attached {attached}, {session.Counters}");
     }
 
-    private static string ToolCpu(LoadResult r) => r.ToolCpuUsPerRequest >= 0
+    private static string ToolCpu(LoadResult r) => string.Create(CultureInfo.InvariantCulture, $"machine CPU {r.MachineCpuUsPerRequest,5:F0} µs/req   ") + (r.ToolCpuUsPerRequest >= 0
         ? string.Create(CultureInfo.InvariantCulture, $"tool CPU {r.ToolCpuUsPerRequest,5:F1} µs/req   ")
-        : "";
+        : "");
+
+    /// <summary>
+    /// Busy CPU time of the whole machine (the first line of /proc/stat: every state but idle and iowait, in USER_HZ
+    /// ticks). Per request it counts everything a traced invocation costs, the kernel's tracepoints and our tracer
+    /// included, and, unlike latency, it does not move with how the scheduler happened to place the work.
+    /// </summary>
+    private static double MachineBusySeconds()
+    {
+        using var reader = new StreamReader("/proc/stat");
+        var fields = reader.ReadLine()!.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        long busy = 0;
+        for (var i = 1; i < Math.Min(fields.Length, 9); i++)
+        {
+            if (i is not (4 or 5)) // idle, iowait
+            {
+                busy += long.Parse(fields[i], CultureInfo.InvariantCulture);
+            }
+        }
+
+        return busy / 100.0;
+    }
 
     /// <summary>
     /// The tracing tools' CPU time (strace, bpftrace, faasmon-bpf: our children), every thread's, from
@@ -333,7 +361,7 @@ internal static class TracerBenchCommand
         return [];
     }
 
-    private sealed record LoadResult(double P50Ms, double P99Ms, double Throughput, int Errors, double ToolCpuUsPerRequest = 0);
+    private sealed record LoadResult(double P50Ms, double P99Ms, double Throughput, int Errors, double ToolCpuUsPerRequest = 0, double MachineCpuUsPerRequest = 0);
 
     private static async Task<LoadResult> LoadAsync(HttpClient http, string path, int count, int concurrency, CancellationToken ct)
     {
