@@ -30,7 +30,7 @@ internal sealed partial class ProcessDiscovery(string pattern, TimeSpan interval
     private readonly Dictionary<int, long> _notMatching = [];
     private readonly HashSet<int> _listed = [];
     private readonly int _self = Environment.ProcessId;
-    private long _lastFullPass = long.MinValue;
+    private long? _lastFullPass;
 
     /// <summary>How often a pass reads every process, not only the new and young ones.</summary>
     internal static readonly TimeSpan FullPassInterval = TimeSpan.FromSeconds(1);
@@ -58,7 +58,7 @@ internal sealed partial class ProcessDiscovery(string pattern, TimeSpan interval
     public async Task<List<DiscoveryChange>> ScanAsync(CancellationToken ct, bool full = true)
     {
         var now0 = Stopwatch.GetTimestamp();
-        if (full || Stopwatch.GetElapsedTime(_lastFullPass, now0) >= FullPassInterval)
+        if (full || _lastFullPass is not { } last || Stopwatch.GetElapsedTime(last, now0) >= FullPassInterval)
         {
             full = true;
             _lastFullPass = now0;
@@ -100,9 +100,9 @@ internal sealed partial class ProcessDiscovery(string pattern, TimeSpan interval
                 changes.Add(new DiscoveryChange(known, Started: false));
             }
 
-            // a process whose command line did not match is looked at again only after it execs (start ticks stay,
-            // so we re-read its cmdline cheaply only when it is new to us or younger than a second: exec happens early)
-            if (_notMatching.TryGetValue(pid, out var ticks) && ticks == stat.StartTicks
+            // an exec keeps the pid and start ticks, so a process whose command line did not match is read again on
+            // quick passes only while it is young (launchers exec the function at once), and on every full pass
+            if (!full && _notMatching.TryGetValue(pid, out var ticks) && ticks == stat.StartTicks
                 && ProcFs.StartTime(ticks) < youngSince)
             {
                 continue;

@@ -131,6 +131,9 @@ internal sealed partial class NetworkWatch : IDisposable
         }
 
         var scores = _model.Predict([.. finished.Select(TemporalFeatures.From)]);
+        // counted before they are stored, so whoever sees a window's verdict in the store sees it counted too
+        Interlocked.Add(ref _windowsScored, finished.Count);
+        WindowCount.Add(finished.Count);
         var matchesByWindow = NetworkFlowJoin.Match(_recent, finished).ToLookup(m => m.Window, ReferenceEqualityComparer.Instance);
         for (var i = 0; i < finished.Count; i++)
         {
@@ -141,8 +144,6 @@ internal sealed partial class NetworkWatch : IDisposable
             Store(window, scores[i], bySpan);
         }
 
-        Interlocked.Add(ref _windowsScored, finished.Count);
-        WindowCount.Add(finished.Count);
         // flows older than a window and its lag can match no window still to come
         var horizon = finished[^1].WindowStartUtc + TimeSpan.FromSeconds(finished[^1].WindowSeconds) - _options.EffectiveLag - TimeSpan.FromSeconds(_windowSeconds);
         _recent.RemoveAll(f => f.LastSeenUtc < horizon);
