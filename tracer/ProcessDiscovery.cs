@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 
 namespace FaaSMon.Tracer;
@@ -24,7 +23,7 @@ internal sealed record DiscoveryChange(FunctionProcess Process, bool Started);
 /// execs the function late in life. Reading every stat every 50 ms cost the tracer about 6 % of a core on an idle
 /// machine of 70 processes, and that, not the tracing, was most of what eBPF still cost the functions.
 /// </summary>
-internal sealed partial class ProcessDiscovery(string pattern, TimeSpan interval, DockerIdentityResolver? docker, ILogger<ProcessDiscovery> logger)
+internal sealed partial class ProcessDiscovery(string pattern, DockerIdentityResolver? docker, ILogger<ProcessDiscovery> logger)
 {
     private readonly Dictionary<int, FunctionProcess> _known = [];
     private readonly Dictionary<int, long> _notMatching = [];
@@ -36,19 +35,6 @@ internal sealed partial class ProcessDiscovery(string pattern, TimeSpan interval
     internal static readonly TimeSpan FullPassInterval = TimeSpan.FromSeconds(1);
 
     public IReadOnlyCollection<FunctionProcess> Current => _known.Values;
-
-    public async Task RunAsync(ChannelWriter<DiscoveryChange> changes, CancellationToken ct)
-    {
-        using var timer = new PeriodicTimer(interval);
-        do
-        {
-            foreach (var change in await ScanAsync(ct, full: false))
-            {
-                await changes.WriteAsync(change, ct);
-            }
-        }
-        while (await timer.WaitForNextTickAsync(ct));
-    }
 
     /// <summary>
     /// One pass over /proc: new matching processes, and the ones that exited (or whose pid now belongs to another
@@ -75,7 +61,9 @@ internal sealed partial class ProcessDiscovery(string pattern, TimeSpan interval
             }
 
             // listed last time and nothing to recheck: a quick pass trusts that it is the same process (a pid is
-            // reused only after the kernel has gone through every other free pid; the full pass checks anyway)
+            // reused only after the kernel has gone through every other free pid; the full pass checks anyway). An exec
+            // keeps pid and start ticks, so a non-matching process is read again while young (launchers exec the
+            // function at once) and on every full pass.
             if (!full && _listed.Contains(pid)
                 && (_known.ContainsKey(pid) || !_notMatching.TryGetValue(pid, out var startTicks) || ProcFs.StartTime(startTicks) < youngSince))
             {
@@ -98,14 +86,6 @@ internal sealed partial class ProcessDiscovery(string pattern, TimeSpan interval
 
                 _known.Remove(pid); // pid reused by another process
                 changes.Add(new DiscoveryChange(known, Started: false));
-            }
-
-            // an exec keeps the pid and start ticks, so a process whose command line did not match is read again on
-            // quick passes only while it is young (launchers exec the function at once), and on every full pass
-            if (!full && _notMatching.TryGetValue(pid, out var ticks) && ticks == stat.StartTicks
-                && ProcFs.StartTime(ticks) < youngSince)
-            {
-                continue;
             }
 
             var cmdline = ProcFs.CommandLine(pid);

@@ -95,7 +95,7 @@ internal sealed partial class SyscallTracer : BackgroundService
                 docker = new DockerIdentityResolver(DockerIdentityResolver.CreateClient(dockerHost), _loggers.CreateLogger<DockerIdentityResolver>());
             }
 
-            var discovery = new ProcessDiscovery(_options.Match, TimeSpan.FromMilliseconds(_options.PollIntervalMs), docker, _loggers.CreateLogger<ProcessDiscovery>());
+            var discovery = new ProcessDiscovery(_options.Match, docker, _loggers.CreateLogger<ProcessDiscovery>());
             var startedAt = DateTimeOffset.UtcNow;
             LogStarted(_logger, backend.Name, _options.Match);
             _started.TrySetResult();

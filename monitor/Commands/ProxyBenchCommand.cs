@@ -288,20 +288,23 @@ internal static partial class ProxyBenchCommand
         }
 
         return TimeSpan.FromSeconds(ticks / (double)ClockTicksPerSecond);
+    }
 
-        static long CpuTicks(int pid)
+    /// <summary>CPU time (user + system) of one process, its children not counted.</summary>
+    internal static TimeSpan ProcessCpu(int pid) => TimeSpan.FromSeconds(CpuTicks(pid) / (double)ClockTicksPerSecond);
+
+    private static long CpuTicks(int pid)
+    {
+        try
         {
-            try
-            {
-                // the command name (field 2) may hold spaces and parentheses: fields are counted after its last ')'
-                var stat = File.ReadAllText($"/proc/{pid}/stat");
-                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-                return long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture); // utime, stime
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                return 0; // exited meanwhile
-            }
+            // the command name (field 2) may hold spaces and parentheses: fields are counted after its last ')'
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture); // utime, stime
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return 0; // exited meanwhile
         }
     }
 

@@ -66,7 +66,12 @@ public sealed class BadInputTests
     [InlineData("{\"type\": \"printf\", \"data\": \"E\\tnot-a-number\\t1\\t1\\t1\\topenat\\t1\\t2\\t3\\tx\\t\\n\"}")]
     [InlineData("{\"type\": \"printf\", \"data\": \"Z\\t1\\n\"}")]
     [InlineData("{\"data\": 1}")]
-    public void Garbage_from_bpftrace_is_counted_and_skipped(string line)
+    // the libbpf loader's framing: plain tab-separated lines
+    [InlineData("")]
+    [InlineData("Z\t1")]
+    [InlineData("X\t1\t2")]
+    [InlineData("X\tnan\t7\t7\t1\tread\t5\t10\t3\t0\t0\tabc")]
+    public void Garbage_from_bpftrace_or_the_loader_is_counted_and_skipped(string line)
     {
         var parser = new EbpfLineParser(0);
         Assert.Equal(StraceLineKind.Malformed, parser.Parse(line, out var evt));

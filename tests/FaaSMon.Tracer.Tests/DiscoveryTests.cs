@@ -14,7 +14,7 @@ public sealed class DiscoveryTests
     {
         var id = Guid.NewGuid().ToString("N");
         var marker = $"fm-quick-{id}";
-        var discovery = new ProcessDiscovery(marker, TimeSpan.FromMilliseconds(50), null, NullLogger<ProcessDiscovery>.Instance);
+        var discovery = new ProcessDiscovery(marker, null, NullLogger<ProcessDiscovery>.Instance);
         await discovery.ScanAsync(CancellationToken.None); // the full pass that every later quick pass builds on
 
         // a launcher that execs the function 300 ms after it starts, as LocalFaaS's fnbox and faasd's shims do at once
@@ -38,7 +38,7 @@ public sealed class DiscoveryTests
     {
         var id = Guid.NewGuid().ToString("N");
         var marker = $"fm-late-{id}";
-        var discovery = new ProcessDiscovery(marker, TimeSpan.FromMilliseconds(50), null, NullLogger<ProcessDiscovery>.Instance);
+        var discovery = new ProcessDiscovery(marker, null, NullLogger<ProcessDiscovery>.Instance);
         // 2.5 s: past the 2 s in which a quick pass still re-reads a non-matching process
         using var launcher = Start("sleep 2.5; exec -a fm-late-$0 sleep 30", id);
         try

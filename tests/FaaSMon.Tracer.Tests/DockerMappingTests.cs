@@ -92,7 +92,7 @@ public sealed class DockerMappingTests : IAsyncLifetime
         {
             await File.WriteAllTextAsync(Path.Combine(cgroup, "cgroup.procs"), sleeper.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
             using var resolver = new DockerIdentityResolver(DockerIdentityResolver.CreateClient($"unix://{Socket}"), NullLogger<DockerIdentityResolver>.Instance);
-            var discovery = new ProcessDiscovery("31.4159265", TimeSpan.FromMilliseconds(50), resolver, NullLogger<ProcessDiscovery>.Instance);
+            var discovery = new ProcessDiscovery("31.4159265", resolver, NullLogger<ProcessDiscovery>.Instance);
             var found = Assert.Single(await discovery.ScanAsync(CancellationToken.None));
             Assert.True(found.Started);
             Assert.Equal(sleeper.Id, found.Process.Pid);

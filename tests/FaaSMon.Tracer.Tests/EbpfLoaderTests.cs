@@ -89,19 +89,6 @@ public sealed class EbpfLoaderTests(ITestOutputHelper output)
         Assert.Equal(20, parser.Lost);
     }
 
-    [Theory]
-    [InlineData("")]
-    [InlineData("Z\t1")]
-    [InlineData("X\t1\t2")]
-    [InlineData("X\tnan\t7\t7\t1\tread\t5\t10\t3\t0\t0\tabc")]
-    public void Garbage_from_the_loader_is_counted_and_skipped(string line)
-    {
-        var parser = new EbpfLineParser(0);
-        Assert.Equal(StraceLineKind.Malformed, parser.Parse(line, out var evt));
-        Assert.Null(evt);
-        Assert.Equal(1, parser.Malformed);
-    }
-
     [Fact]
     public void Escaping_then_unescaping_gives_every_byte_back()
     {
