@@ -40,7 +40,8 @@ public sealed record FileDescriptorInfo(int Fd, string? Path, string? LocalEndpo
 /// <param name="ReturnValue">The return value (a new fd, a byte count, a child pid); -1 with <paramref name="Errno"/> on failure.</param>
 /// <param name="Errno">The error name (<c>ENOENT</c>) when the call failed.</param>
 /// <param name="Duration">Time spent in the call, when the backend measured it.</param>
-/// <param name="Data">The first bytes read from or written to a socket (bounded), as the process saw them.</param>
+/// <param name="Data">The first bytes read from or written to a socket (bounded), as the process saw them; for a write to a
+/// file only its first <see cref="FileMagicBytes"/>, enough to tell what kind of file it is and too few to carry a secret.</param>
 /// <param name="Function">The OpenFaaS function the process belongs to.</param>
 /// <param name="Instance">The function instance (container) the process belongs to.</param>
 /// <param name="TargetPid">The other process a call names (kill's target, the child of a clone/fork).</param>
@@ -66,6 +67,9 @@ public sealed record SyscallEvent(
     int TargetPid = 0,
     string Backend = "strace")
 {
+    /// <summary>How many bytes of a write to a file are kept: a file's magic number (a script's <c>#!</c>, ELF, PNG, JPEG).</summary>
+    public const int FileMagicBytes = 8;
+
     /// <summary>True when the call failed.</summary>
     public bool Failed => Errno is not null;
 }

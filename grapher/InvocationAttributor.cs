@@ -747,7 +747,13 @@ public sealed class InvocationAttributor
                 }
                 else if (fd.Path is { } writePath)
                 {
-                    graph.Edge(self, FileNode(graph, writePath, process.Instance), EdgeKind.Write, evt.Syscall, time);
+                    var written = FileNode(graph, writePath, process.Instance);
+                    graph.Edge(self, written, EdgeKind.Write, evt.Syscall, time);
+                    if (evt.Data is { Length: > 0 } magic && graph.Attribute(written, "content") is null)
+                    {
+                        graph.SetAttribute(written, "content", FileContent.Kind(magic));
+                    }
+
                     state.Wrote(writePath, window.Writer(evt.Timestamp));
                     window.AddWrittenName(writePath);
                 }
@@ -765,6 +771,11 @@ public sealed class InvocationAttributor
             case "rename" or "renameat" or "renameat2" when evt.Path is { } from && evt.Path2 is { } to:
                 var target = FileNode(graph, to, process.Instance);
                 graph.SetAttribute(target, "renamedFrom", from);
+                if (graph.Find(NodeKind.File, from) is { } source && graph.Attribute(source, "content") is { } content)
+                {
+                    graph.SetAttribute(target, "content", content); // a download lands under a temporary name first
+                }
+
                 graph.Edge(self, target, EdgeKind.Rename, evt.Syscall, time);
                 state.Renamed(from, to, window.Writer(evt.Timestamp));
                 window.AddWrittenName(to);

@@ -40,7 +40,7 @@ internal static class RequestWords
             }
         }
 
-        if (evt.Data is { } data && evt.Syscall is "write" or "writev" or "sendto" or "sendmsg")
+        if (evt.Data is { } data && evt.Fd is { IsSocket: true } && evt.Syscall is "write" or "writev" or "sendto" or "sendmsg")
         {
             Add(words, Encoding.Latin1.GetString(data));
         }

@@ -270,6 +270,10 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
                 {
                     data = bytes;
                 }
+                else if (fd is { Path: not null } && name is "write" or "pwrite64" && ret > 0 && bytes is { Length: > 0 })
+                {
+                    data = bytes.Length <= SyscallEvent.FileMagicBytes ? bytes : bytes[..SyscallEvent.FileMagicBytes];
+                }
 
                 break;
             case "sendmsg" or "recvmsg" or "writev" or "readv" or "listen":

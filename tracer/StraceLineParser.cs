@@ -435,6 +435,10 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
                 {
                     data = FirstStringBytes(Arg(1, args, ranges, count), maxDataBytes);
                 }
+                else if (fd is { IsSocket: false, Path: not null } && ret > 0 && name is "write" or "pwrite64")
+                {
+                    data = FirstStringBytes(Arg(1, args, ranges, count), Math.Min(maxDataBytes, SyscallEvent.FileMagicBytes));
+                }
 
                 break;
             case "connect":

@@ -27,7 +27,7 @@ internal sealed record GraphFeatures(string GraphId, int NodeCount, float[] X, l
     public static readonly int EdgeKinds = Enum.GetValues<EdgeKind>().Length;
 
     /// <summary>Bumped whenever the meaning of a feature column changes; model files name the layout they were trained on.</summary>
-    public const int LayoutVersion = 2;
+    public const int LayoutVersion = 3;
 
     /// <summary>Columns derived from a node's path, executable or remote address.</summary>
     public const int NameFlags = 7;
@@ -37,9 +37,10 @@ internal sealed record GraphFeatures(string GraphId, int NodeCount, float[] X, l
     /// without trace context, read-only method, error status) and what its request target carried (code characters in
     /// the decoded query, log(1 + its length)); for a process, whether it ran a file written, renamed, made executable or
     /// inherited here, and whether a process other than the function's own connected out; for a file, whether it was run
-    /// after being written or inherited here.
+    /// after being written or inherited here, and whether what was written into it is a program (a script's <c>#!</c> or
+    /// ELF: the grapher's <c>content</c> attribute, layout 3).
     /// </summary>
-    public const int BehaviourColumns = 9;
+    public const int BehaviourColumns = 10;
 
     public static int FeatureCount { get; } = NodeKinds + (2 * EdgeKinds) + 3 + NameFlags + BehaviourColumns;
 
@@ -255,6 +256,12 @@ internal sealed record GraphFeatures(string GraphId, int NodeCount, float[] X, l
         for (var i = 0; i < graph.Nodes.Count; i++)
         {
             var node = graph.Nodes[i];
+            if (node.Kind == NodeKind.File && node.Attributes?.GetValueOrDefault("content") is "script" or "elf")
+            {
+                x[(i * width) + offset + 9] = 1f;
+                continue;
+            }
+
             if (node.Kind != NodeKind.Invocation || node.Attributes?.GetValueOrDefault("role") != "self")
             {
                 continue;

@@ -55,6 +55,9 @@ internal sealed class RuleMatch
 
     public bool ExecInheritedFile { get; set; }
 
+    /// <summary>A process wrote a file whose first bytes make it a program (a script's <c>#!</c> or ELF).</summary>
+    public bool WritesProgram { get; set; }
+
     public List<string>? ConnectOutside { get; set; }
 
     public List<string>? ReadPaths { get; set; }
@@ -117,7 +120,7 @@ internal sealed class RuleSet
             }
 
             var match = rule.Match;
-            if (match is null || (match.ProcessNames is null && !match.SpawnedByProcess && !match.ExecInheritedFile && match.ConnectOutside is null && match.ReadPaths is null))
+            if (match is null || (match.ProcessNames is null && !match.SpawnedByProcess && !match.ExecInheritedFile && !match.WritesProgram && match.ConnectOutside is null && match.ReadPaths is null))
             {
                 throw new RuleFileException(source, $"rule {rule.Id} has no conditions under match");
             }
@@ -409,6 +412,28 @@ internal sealed class RuleSet
                     found = true;
                     nodes.AddRange([file.Id, runner.Id, earlier.Id]);
                     details.Add($"{Describe(runner)} executed {Path(file)}, written by {Describe(earlier)}");
+                }
+
+                if (!found)
+                {
+                    return null;
+                }
+            }
+
+            if (match.WritesProgram)
+            {
+                var found = false;
+                foreach (var file in view.Graph.Nodes)
+                {
+                    if (file.Kind != NodeKind.File || file.Attributes?.GetValueOrDefault("content") is not ("script" or "elf")
+                        || (view.FirstNeighbour(file, EdgeKind.Write, NodeKind.Process) ?? view.FirstNeighbour(file, EdgeKind.Rename, NodeKind.Process)) is not { } writer)
+                    {
+                        continue;
+                    }
+
+                    found = true;
+                    nodes.AddRange([file.Id, writer.Id]);
+                    details.Add($"{Describe(writer)} wrote {Path(file)} ({(file.Attributes!["content"] == "elf" ? "an ELF program" : "a #! script")})");
                 }
 
                 if (!found)

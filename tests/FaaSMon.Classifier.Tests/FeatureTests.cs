@@ -59,27 +59,31 @@ public sealed class FeatureTests
                 new(2, NodeKind.Invocation, "earlier", A(("role", "writer"), ("method", "GET"))),
                 new(3, NodeKind.Process, "function-process", A(("role", "function"))),
                 new(4, NodeKind.Process, "sh", A(("exe", "/bin/sh"))),
-                new(5, NodeKind.File, "/tmp/evil.sh"),
+                new(5, NodeKind.File, "/tmp/evil.sh", A(("content", "script"))),
                 new(6, NodeKind.File, "/bin/sh"),
                 new(7, NodeKind.Socket, "127.0.0.1:9000"),
                 new(8, NodeKind.Socket, "127.0.0.1:9001"),
+                new(9, NodeKind.File, "/tmp/a.png", A(("content", "image"))),
+                new(10, NodeKind.File, "/tmp/a.out", A(("content", "elf"))),
             ],
             [
                 Edge(3, 5, EdgeKind.Rename), Edge(3, 4, EdgeKind.Fork), Edge(4, 6, EdgeKind.Execve), Edge(4, 5, EdgeKind.Execve),
-                Edge(4, 7, EdgeKind.Connect), Edge(3, 8, EdgeKind.Connect),
+                Edge(4, 7, EdgeKind.Connect), Edge(3, 8, EdgeKind.Connect), Edge(3, 9, EdgeKind.Write), Edge(3, 10, EdgeKind.Write),
             ]);
         var features = GraphFeatures.From(graph);
         var offset = GraphFeatures.NodeKinds + (2 * GraphFeatures.EdgeKinds) + 3 + GraphFeatures.NameFlags;
         float[] Flags(int node) => features.X.AsSpan((node * GraphFeatures.FeatureCount) + offset, GraphFeatures.BehaviourColumns).ToArray();
 
         // No calling function, untraced, GET, error status; a decoded query "sort=(a,b)=>a.price" holds code.
-        Assert.Equal([1f, 1f, 1f, 1f, 0f, 0f, 0f, 1f, MathF.Log(1 + "sort=(a,b)=>a.price".Length)], Flags(0));
-        Assert.Equal([0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, MathF.Log(1 + "category=cameras".Length)], Flags(1));   // a traced POST from a function
-        Assert.Equal(new float[9], Flags(2));   // a writer placeholder says nothing about this call
-        Assert.Equal(new float[9], Flags(3));   // the function's own connect is its job
-        Assert.Equal([0f, 0f, 0f, 0f, 1f, 1f, 0f, 0f, 0f], Flags(4));   // ran the renamed file and connected out
-        Assert.Equal([0f, 0f, 0f, 0f, 0f, 0f, 1f, 0f, 0f], Flags(5));   // planted here, then run
-        Assert.Equal(new float[9], Flags(6));   // /bin/sh was run but never written
+        Assert.Equal([1f, 1f, 1f, 1f, 0f, 0f, 0f, 1f, MathF.Log(1 + "sort=(a,b)=>a.price".Length), 0f], Flags(0));
+        Assert.Equal([0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, MathF.Log(1 + "category=cameras".Length), 0f], Flags(1));   // a traced POST from a function
+        Assert.Equal(new float[10], Flags(2));   // a writer placeholder says nothing about this call
+        Assert.Equal(new float[10], Flags(3));   // the function's own connect is its job
+        Assert.Equal([0f, 0f, 0f, 0f, 1f, 1f, 0f, 0f, 0f, 0f], Flags(4));   // ran the renamed file and connected out
+        Assert.Equal([0f, 0f, 0f, 0f, 0f, 0f, 1f, 0f, 0f, 1f], Flags(5));   // a script written here, then run
+        Assert.Equal(new float[10], Flags(6));   // /bin/sh was run but never written
+        Assert.Equal(new float[10], Flags(9));   // an image is data
+        Assert.Equal([0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 1f], Flags(10));   // a program written, not (yet) run
     }
 
     [Fact]

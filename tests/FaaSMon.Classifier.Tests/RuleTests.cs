@@ -11,7 +11,7 @@ public sealed class RuleTests
     [Fact]
     public void The_shipped_rules_load_from_the_output_folder()
     {
-        Assert.Equal(["shell-under-function", "exec-inherited-file", "connect-outside-allow-list", "read-secrets"], Default.RuleIds);
+        Assert.Equal(["shell-under-function", "exec-inherited-file", "program-written", "connect-outside-allow-list", "read-secrets"], Default.RuleIds);
     }
 
     [Fact]
@@ -82,6 +82,28 @@ public sealed class RuleTests
         // Read drawn process→file here (the other way from the generator): still a read of a secret.
         var graph = new ProvenanceGraph("g", GraphScope.Invocation, null, null, null, null, nodes, [new(3, 2, EdgeKind.Read, "read", 1, 1)]);
         Assert.Equal(["read-secrets"], Default.Evaluate(graph).Select(h => h.RuleId));
+    }
+
+    [Theory]
+    [InlineData("script", EdgeKind.Write, "wrote /tmp/.receive-1.part (a #! script)")]
+    [InlineData("elf", EdgeKind.Rename, "wrote /tmp/.receive-1.part (an ELF program)")]
+    [InlineData("image", EdgeKind.Write, null)]
+    [InlineData("script", EdgeKind.Read, null)]
+    public void A_script_or_program_written_by_a_function_fires_and_an_image_or_a_script_only_read_does_not(string content, EdgeKind how, string? expected)
+    {
+        var graph = new ProvenanceGraph("g", GraphScope.Invocation, null, null, null, null,
+            [new(1, NodeKind.Process, "node"), new(2, NodeKind.File, "/tmp/.receive-1.part", new Dictionary<string, string> { ["path"] = "/tmp/.receive-1.part", ["content"] = content })],
+            [new(how == EdgeKind.Read ? 2 : 1, how == EdgeKind.Read ? 1 : 2, how, "write", 1, 1)]);
+        var hits = Default.Evaluate(graph).Where(h => h.RuleId == "program-written").ToList();
+        if (expected is null)
+        {
+            Assert.Empty(hits);
+        }
+        else
+        {
+            Assert.Contains(expected, Assert.Single(hits).Explanation, StringComparison.Ordinal);
+            Assert.Equal([1, 2], hits[0].NodeIds.Order());
+        }
     }
 
     [Fact]

@@ -73,6 +73,34 @@ public sealed class AttributionTests
         Assert.DoesNotContain(h.Graph("benign").Edges, e => e.Kind == EdgeKind.Inherits);
     }
 
+    [Theory]
+    [InlineData("#!/bin/sh\necho", "script")]
+    [InlineData("\u007fELF\u0002\u0001\u0001", "elf")]
+    [InlineData("\u0089PNG\r\n\u001a\n", "image")]
+    [InlineData("\u00ff\u00d8\u00ff\u00e0", "image")]
+    [InlineData("{\"a\":1}", "text")]
+    [InlineData("\u0000\u0001\u0002", "data")]
+    public void A_download_says_what_kind_of_file_it_wrote_under_its_final_name_and_never_the_bytes(string first, string kind)
+    {
+        var ev = new Events();
+        var bytes = System.Text.Encoding.Latin1.GetBytes(first);
+        var h = new Harness().Feed(
+            ev.Request(20, "download"),
+            ev.OpenWrite("/tmp/.part"),
+            ev.Next("write", fd: new FileDescriptorInfo(30, "/tmp/.part"), data: bytes, ret: 4096),
+            ev.Next("write", fd: new FileDescriptorInfo(30, "/tmp/.part"), data: "#!later"u8.ToArray(), ret: 4096),
+            ev.Rename("/tmp/.part", "/tmp/photo"),
+            ev.OpenRead("/etc/hosts"),
+            ev.Response(20));
+        h.Settle(ev.Time);
+
+        var graph = h.Graph("download");
+        Assert.Equal(kind, Node(graph, NodeKind.File, "/tmp/.part").Attributes!["content"]); // the first write decides
+        Assert.Equal(kind, Node(graph, NodeKind.File, "/tmp/photo").Attributes!["content"]);
+        Assert.False(Node(graph, NodeKind.File, "/etc/hosts").Attributes!.ContainsKey("content"));
+        Assert.DoesNotContain(graph.Nodes, n => n.Attributes?.Values.Any(v => v.Contains(first, StringComparison.Ordinal)) == true);
+    }
+
     [Fact]
     public void A_later_invocation_that_rewrites_a_file_before_reading_it_inherits_nothing()
     {

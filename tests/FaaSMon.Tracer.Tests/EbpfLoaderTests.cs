@@ -34,6 +34,20 @@ public sealed class EbpfLoaderTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_write_to_a_file_keeps_only_its_magic_number_and_a_read_from_one_keeps_nothing()
+    {
+        var parser = new EbpfLineParser(0, maxDataBytes: 256, lookupFd: (_, fd) => new FileDescriptorInfo(fd, "/tmp/.receive-1.part"));
+        var script = "#!/bin/sh\necho staged\n"u8.ToArray();
+        Assert.Equal(StraceLineKind.Event, parser.Parse($"X\t3000\t7\t7\t1\twrite\t{script.Length}\t10\t24\t0\t0\t{Escape(script)}", out var write));
+        Assert.Equal(script[..SyscallEvent.FileMagicBytes], write!.Data);
+        Assert.Equal("/tmp/.receive-1.part", write.Fd!.Path);
+
+        Assert.Equal(StraceLineKind.Event, parser.Parse($"X\t3001\t7\t7\t1\tread\t{script.Length}\t10\t24\t0\t0\t{Escape(script)}", out var read));
+        Assert.Null(read!.Data);
+        Assert.Equal(0, parser.Malformed);
+    }
+
+    [Fact]
     public void Escaped_tabs_and_newlines_in_a_path_stay_in_the_path_and_forge_nothing()
     {
         var parser = new EbpfLineParser(0);

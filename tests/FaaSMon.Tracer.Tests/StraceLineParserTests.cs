@@ -76,7 +76,24 @@ public sealed class StraceLineParserTests
 
         parser.Parse("1 1795391279.1 write(3</dev/null<char 1:3>>, \"x\", 1) = 1 <0.000008>", out var dev);
         Assert.Equal("/dev/null", dev!.Fd!.Path);
-        Assert.Null(dev.Data); // only socket bytes are kept
+        Assert.Equal("x"u8.ToArray(), dev.Data);
+    }
+
+    [Fact]
+    public void A_write_to_a_file_keeps_only_its_magic_number_and_a_read_from_one_keeps_nothing()
+    {
+        var parser = new StraceLineParser(maxDataBytes: 256);
+        parser.Parse("""7 1795391279.1 write(24</tmp/.receive-2-56b9.part>, "#!/bin/sh\n# staged by one invocation\n", 38) = 38 <0.000063>""", out var script);
+        Assert.Equal("#!/bin/sh"u8[..SyscallEvent.FileMagicBytes].ToArray(), script!.Data);
+
+        parser.Parse("""7 1795391279.1 pwrite64(24</tmp/x.png>, "\211PNG\r\n\32\n\0\0\0\rIHDR", 16, 0) = 16 <0.000010>""", out var png);
+        Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G', (byte)'\r', (byte)'\n', 0x1a, (byte)'\n' }, png!.Data);
+
+        parser.Parse("""7 1795391279.1 read(24</var/openfaas/secrets/token>, "s3cret-value", 4096) = 12 <0.000010>""", out var secret);
+        Assert.Null(secret!.Data);
+
+        parser.Parse("""7 1795391279.1 write(24</tmp/a>, "abc", 3) = -1 ENOSPC (No space left on device) <0.000010>""", out var failed);
+        Assert.Null(failed!.Data); // nothing was written
     }
 
     [Fact]
