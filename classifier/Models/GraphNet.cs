@@ -24,6 +24,8 @@ internal enum TrainingMode
 /// <summary>
 /// One message-passing layer over typed edges. Every edge type (each <see cref="Core.EdgeKind"/>, forwards and reversed)
 /// has a learned embedding added to the message (GINE-style): cheap, and an execve says something different from a read.
+/// Tensors are added with <c>add(t, Scalars.One)</c>, never <c>+</c>: the operator passes a temporary alpha Scalar that the
+/// finalizer can free while libtorch still reads it (see <see cref="Scalars"/>; it crashed SAGE training here once).
 /// </summary>
 internal sealed class MessagePassingLayer : Module<Tensor, GraphBatch, Tensor>
 {
@@ -49,7 +51,7 @@ internal sealed class MessagePassingLayer : Module<Tensor, GraphBatch, Tensor>
 
     public override Tensor forward(Tensor h, GraphBatch graph)
     {
-        var messages = functional.relu(h.index_select(0, graph.Source) + relation.forward(graph.EdgeType));
+        var messages = functional.relu(h.index_select(0, graph.Source).add(relation.forward(graph.EdgeType), Scalars.One));
         switch (_arch)
         {
             case GnnArch.Gcn:
@@ -59,7 +61,7 @@ internal sealed class MessagePassingLayer : Module<Tensor, GraphBatch, Tensor>
                 var inverseRoot = incoming.rsqrt();
                 var weighted = messages * inverseRoot.index_select(0, graph.Source);
                 var summed = zeros_like(h).index_add(0, graph.Target, weighted, Scalars.One) * inverseRoot;
-                return functional.relu(self.forward(summed + (h / incoming)));
+                return functional.relu(self.forward(summed.add(h / incoming, Scalars.One)));
             }
 
             case GnnArch.Gin:
@@ -68,7 +70,7 @@ internal sealed class MessagePassingLayer : Module<Tensor, GraphBatch, Tensor>
                 // has hundreds of neighbours. GIN's paper normalises inside the MLP (batch norm); layer norm does not
                 // depend on the batch, so one graph scores the same alone or in a batch. It goes on the aggregate, where the size is.
                 var summed = zeros_like(h).index_add(0, graph.Target, messages, Scalars.One);
-                return functional.relu(mix.forward(functional.relu(self.forward(norm.forward(((epsilon + Scalars.One) * h) + summed)))));
+                return functional.relu(mix.forward(functional.relu(self.forward(norm.forward(((epsilon + Scalars.One) * h).add(summed, Scalars.One))))));
             }
 
             default:
@@ -76,7 +78,7 @@ internal sealed class MessagePassingLayer : Module<Tensor, GraphBatch, Tensor>
                 // GraphSAGE mean aggregator; incoming counts the self loop, so subtract it back.
                 var incoming = Incoming(h, graph);
                 var mean = zeros_like(h).index_add(0, graph.Target, messages, Scalars.One) / (incoming - Scalars.One).clamp_min(Scalars.One);
-                return functional.relu(self.forward(h) + neighbours.forward(mean));
+                return functional.relu(self.forward(h).add(neighbours.forward(mean), Scalars.One));
             }
         }
     }

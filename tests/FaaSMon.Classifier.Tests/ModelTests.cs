@@ -23,7 +23,9 @@ public sealed class ModelTests
         var arch = Enum.Parse<GnnArch>(name, ignoreCase: true);
         var train = Labeled(SyntheticGraphs.Dataset(seed: 1, benign: 60, perFamily: 20));
         var test = Labeled(SyntheticGraphs.Dataset(seed: 2, benign: 30, perFamily: 10));
-        using var model = new GnnTrainer(NullLogger<GnnTrainer>.Instance).Train(new GnnOptions(arch), Quick, train, r => Console.Error.WriteLine($"{arch} {r.Epoch} {r.Loss:F4} {r.Elapsed.TotalMilliseconds:F0}ms"));
+        // The product's own training (30 epochs at most, early stopping on a held-out tenth): with a 12-epoch budget GIN's
+        // loss sat on a plateau for some initialisations and missed one family (2 of 6 seeds); with this, 6 of 6 reach 59-60 of 60.
+        using var model = new GnnTrainer(NullLogger<GnnTrainer>.Instance).Train(new GnnOptions(arch), new TrainingOptions(), train, r => Console.Error.WriteLine($"{arch} {r.Epoch} {r.Loss:F4} {r.Elapsed.TotalMilliseconds:F0}ms"));
 
         var scores = model.Predict([.. test.Select(g => g.Features)]);
         var correct = test.Zip(scores).Count(p => p.First.IsAttack == (p.Second >= 0.5));
