@@ -67,6 +67,9 @@ internal sealed class MonitoredStack : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private WebApplication? _proxy;
     private LocalFaasHost? _faas;
+
+    /// <summary>Set while LocalFaaS binds the reserved gateway port: an address in use then is that port's race.</summary>
+    private bool _bindingGateway;
     private TracerSession? _tracer;
     private InvocationGrapher? _grapher;
     private int _disposed;
@@ -86,17 +89,41 @@ internal sealed class MonitoredStack : IAsyncDisposable
     public static async Task<MonitoredStack> StartAsync(MonitoredStackOptions options, ILoggerFactory loggers, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var stack = new MonitoredStack();
-        try
+        for (var attempt = 1; ; attempt++)
         {
-            await stack.StartCoreAsync(options, loggers, ct);
-            return stack;
+            var stack = new MonitoredStack();
+            try
+            {
+                await stack.StartCoreAsync(options, loggers, ct);
+                return stack;
+            }
+            catch (IOException e) when (attempt < GatewayPortAttempts && stack._faas is null && stack._bindingGateway && IsAddressInUse(e))
+            {
+                // The gateway's port was free when reserved and taken before LocalFaaS bound it (the proxy needed the
+                // number first): another free port, everything started again.
+                await stack.DisposeAsync();
+            }
+            catch
+            {
+                await stack.DisposeAsync();
+                throw;
+            }
         }
-        catch
+    }
+
+    private const int GatewayPortAttempts = 3;
+
+    private static bool IsAddressInUse(Exception e)
+    {
+        for (Exception? inner = e; inner is not null; inner = inner.InnerException)
         {
-            await stack.DisposeAsync();
-            throw;
+            if (inner is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.AddressAlreadyInUse })
+            {
+                return true;
+            }
         }
+
+        return false;
     }
 
     private async Task StartCoreAsync(MonitoredStackOptions options, ILoggerFactory loggers, CancellationToken ct)
@@ -161,6 +188,7 @@ internal sealed class MonitoredStack : IAsyncDisposable
         {
             _pumps.Add(_grapher.PumpAsync(_tracer.Events, CancellationToken.None));
         }
+        _bindingGateway = true;
         _faas = await LocalFaasHost.StartAsync(new LocalFaasOptions { Port = gatewayPort, StateDirectory = options.StateDirectory, FunctionGatewayUrl = GatewayUrl }, loggers, ct);
         foreach (var (_, instance, _) in _faas.Instances)
         {
