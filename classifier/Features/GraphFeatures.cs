@@ -256,7 +256,7 @@ internal sealed record GraphFeatures(string GraphId, int NodeCount, float[] X, l
         for (var i = 0; i < graph.Nodes.Count; i++)
         {
             var node = graph.Nodes[i];
-            if (node.Kind == NodeKind.File && node.Attributes?.GetValueOrDefault("content") is "script" or "elf")
+            if (node.Kind == NodeKind.File && FileContent.IsProgram(node.Attributes?.GetValueOrDefault("content")))
             {
                 x[(i * width) + offset + 9] = 1f;
                 continue;

@@ -425,7 +425,7 @@ internal sealed class RuleSet
                 var found = false;
                 foreach (var file in view.Graph.Nodes)
                 {
-                    if (file.Kind != NodeKind.File || file.Attributes?.GetValueOrDefault("content") is not ("script" or "elf")
+                    if (file.Kind != NodeKind.File || !FileContent.IsProgram(file.Attributes?.GetValueOrDefault("content"))
                         || (view.FirstNeighbour(file, EdgeKind.Write, NodeKind.Process) ?? view.FirstNeighbour(file, EdgeKind.Rename, NodeKind.Process)) is not { } writer)
                     {
                         continue;
@@ -433,7 +433,7 @@ internal sealed class RuleSet
 
                     found = true;
                     nodes.AddRange([file.Id, writer.Id]);
-                    details.Add($"{Describe(writer)} wrote {Path(file)} ({(file.Attributes!["content"] == "elf" ? "an ELF program" : "a #! script")})");
+                    details.Add($"{Describe(writer)} wrote {Path(file)} ({(file.Attributes!["content"] == FileContent.Program ? "an ELF program" : "a #! script")})");
                 }
 
                 if (!found)

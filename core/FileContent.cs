@@ -1,11 +1,12 @@
-namespace FaaSMon.Grapher;
+namespace FaaSMon.Core;
 
 /// <summary>
 /// What kind of file a write starts, from its first bytes (a file's magic number): a function that downloads photos
 /// writes images, and one that suddenly writes a script or a program into its warm /tmp is planting something. Only the
-/// kind is kept in the graph, never the bytes.
+/// kind is kept in the graph (a file node's <c>content</c> attribute), never the bytes. The grapher writes it, the
+/// classifier's features and rules read it.
 /// </summary>
-internal static class FileContent
+public static class FileContent
 {
     public const string Script = "script";
     public const string Program = "elf";
@@ -41,4 +42,7 @@ internal static class FileContent
 
         return Text;
     }
+
+    /// <summary>Whether a <c>content</c> kind is code that runs: a script or an ELF program.</summary>
+    public static bool IsProgram(string? kind) => kind is Script or Program;
 }
