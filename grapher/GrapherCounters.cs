@@ -17,6 +17,7 @@ public sealed class GrapherCounters
     private long _recordsMatched;
     private long _recordsUnmatched;
     private long _dropped;
+    private long _movedFiles;
 
     public long Events => Interlocked.Read(ref _events);
 
@@ -54,6 +55,9 @@ public sealed class GrapherCounters
     /// <summary>Input dropped because the grapher's queue was full.</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
 
+    /// <summary>Files (a download's temporary file) whose writes moved to the invocation that renamed them.</summary>
+    public long MovedFiles => Interlocked.Read(ref _movedFiles);
+
     /// <summary>Invocations open now (gauge).</summary>
     public int Open { get; internal set; }
 
@@ -90,8 +94,10 @@ public sealed class GrapherCounters
 
     internal void AddDropped() => Interlocked.Increment(ref _dropped);
 
+    internal void AddMovedFile() => Interlocked.Increment(ref _movedFiles);
+
     public override string ToString() =>
-        $"events {Events} (attributed {Attributed}, idle {Idle}, unknown process {UnknownProcess}, late {Late}, ambiguous {Ambiguous}, dropped {Dropped}); " +
+        $"events {Events} (attributed {Attributed}, idle {Idle}, unknown process {UnknownProcess}, late {Late}, ambiguous {Ambiguous}, dropped {Dropped}); files moved to their renamer {MovedFiles}; " +
         $"invocations {Invocations} (timed out {TimedOut}, open {Open}); graphs {Graphs} (truncated {Truncated}), trace graphs {TraceGraphs}; " +
         $"records matched {RecordsMatched}, unmatched {RecordsUnmatched}";
 }

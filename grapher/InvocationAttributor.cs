@@ -440,6 +440,28 @@ public sealed class InvocationAttributor
         !claim.Request && !fd.IsSocket && evt.Syscall is not ("openat" or "open") && claim.Window.Closed is { } closed
         && evt.Timestamp - closed <= _options.SettleDelay;
 
+    /// <summary>
+    /// A rename given to this window (its request named the file) of a temporary file that another request, open at the
+    /// same time, wrote by the guess of time: a download's open and writes run on the thread pool while the event loop
+    /// serves the next request. The file and its writes move to the renamer's graph, and the renamer becomes its writer,
+    /// so the download is one invocation's, not half of each. Not when the writer is no longer a candidate (then the
+    /// rename's window is the guess) or its graph is built.
+    /// </summary>
+    private void TakeRenamedFile(Window window, ProcessTrack process, ContainerState state, string from, DateTimeOffset time)
+    {
+        if (state.WriterOf(from) is not { } writer || writer.WindowId == window.Id
+            || Candidates(process, time, _options.SettleDelay).FirstOrDefault(w => w.Id == writer.WindowId) is not { } wrote
+            || !wrote.Graph.MoveNode(NodeKind.File, from, window.Graph))
+        {
+            return;
+        }
+
+        wrote.WrittenNames.Remove(Path.GetFileName(from));
+        window.AddWrittenName(from);
+        state.Wrote(from, window.Writer(writer.Time));
+        Counters.AddMovedFile();
+    }
+
     /// <summary>The one candidate that wrote the file a rename moves (a download's temporary file), or null.</summary>
     private Window? ByRenamedWriter(List<Window> candidates, ProcessTrack process, SyscallEvent evt)
     {
@@ -769,6 +791,7 @@ public sealed class InvocationAttributor
                 Inherit(window, state, path, changed, evt.Syscall, time);
                 break;
             case "rename" or "renameat" or "renameat2" when evt.Path is { } from && evt.Path2 is { } to:
+                TakeRenamedFile(window, process, state, from, evt.Timestamp);
                 var target = FileNode(graph, to, process.Instance);
                 graph.SetAttribute(target, "renamedFrom", from);
                 if (graph.Find(NodeKind.File, from) is { } source && graph.Attribute(source, "content") is { } content)

@@ -550,6 +550,49 @@ public sealed class AttributionTests
     }
 
     [Fact]
+    public void A_download_written_while_another_request_was_served_moves_to_the_request_that_renamed_it()
+    {
+        // c5: 11 benign product-photos-receive graphs held the container-reuse stage's .part with a script in it. The
+        // download's open and writes ran on the thread pool while the benign request was the latest open; the rename to
+        // evil.sh went to the stage, whose URL named it
+        var ev = new Events();
+        const string Part = "/tmp/.receive-2-9a1b2c3d4e5f.part";
+        var h = new Harness();
+        h.Feed(
+            ev.Request(20, "stage", clientPort: 50000),
+            ev.Next("read", fd: Events.Socket(20, 50000), data: """{"url":"http://127.0.0.1:41000/evil.sh"}"""u8.ToArray(), ret: 40),
+            ev.Request(21, "benign", clientPort: 50001),
+            ev.Next("read", fd: Events.Socket(21, 50001), data: """{"url":"http://photos/photos/p-tri-004-back.jpg"}"""u8.ToArray(), ret: 40),
+            ev.OpenWrite(Part, fd: 40),
+            ev.Next("write", fd: new FileDescriptorInfo(40, Part), data: "#!/bin/s"u8.ToArray(), ret: 120),
+            ev.Next("write", fd: new FileDescriptorInfo(40, Part), data: "echo hi\n"u8.ToArray(), ret: 8),
+            ev.Rename(Part, "/tmp/evil.sh"),
+            ev.Response(20, clientPort: 50000),
+            ev.Response(21, clientPort: 50001));
+        h.Settle(ev.Time);
+
+        var stage = h.Graph("stage");
+        Assert.True(HasEdge(stage, EdgeKind.Open, n => n.Kind == NodeKind.Process, n => n.Label == Part), Describe(stage));
+        var write = Assert.Single(stage.Edges, e => e.Kind == EdgeKind.Write && stage.Nodes[e.Target].Label == Part);
+        Assert.Equal(2, write.Count); // both writes, with their count
+        Assert.Equal("script", Node(stage, NodeKind.File, "/tmp/evil.sh").Attributes!["content"]);
+        var benign = h.Graph("benign");
+        Assert.DoesNotContain(benign.Nodes, n => n.Label.Contains(".part", StringComparison.Ordinal) || n.Label.Contains("evil", StringComparison.Ordinal));
+        Assert.All(benign.Nodes.Select((n, i) => (n, i)), p => Assert.Equal(p.i, p.n.Id)); // ids stay dense after the move
+        Assert.All(benign.Edges, e => Assert.True(e.Source < benign.Nodes.Count && e.Target < benign.Nodes.Count, Describe(benign)));
+        Assert.Contains(benign.Nodes, n => n.Label == "p-tri-004-back.jpg" || n.Kind == NodeKind.Socket);
+        Assert.Equal(1, h.Counters.MovedFiles);
+
+        // the invocation that runs it later inherits it from the stage, not from the benign request
+        ev.Wait(TimeSpan.FromSeconds(5));
+        h.Feed(ev.Request(22, "trigger", clientPort: 50002), ev.Exec(ev.Pid, "/tmp/evil.sh"), ev.Response(22, clientPort: 50002));
+        h.Settle(ev.Time);
+        var trigger = h.Graph("trigger");
+        var inherits = Assert.Single(trigger.Edges, e => e.Kind == EdgeKind.Inherits);
+        Assert.Equal("stage", trigger.Nodes[inherits.Source].Attributes!["callId"]);
+    }
+
+    [Fact]
     public void A_short_file_name_only_one_overlapping_request_named_goes_to_that_one()
     {
         // big3 product-photos-receive-2020 (benign): the stage's handler opened its download /tmp/evil.sh while the benign
