@@ -74,7 +74,8 @@ public sealed partial class LocalFaasHost : IAsyncDisposable
         }
 
         var stackPath = options.StackFile ?? FindStackFile()
-            ?? throw new FileNotFoundException("functions/stack.yml not found; pass the stack file");
+            ?? throw new FileNotFoundException(
+                $"functions/stack.yml not found in or above {AppContext.BaseDirectory} or {Directory.GetCurrentDirectory()}: run faasmon from its checkout (./faasmon), or pass the stack file (localfaas --stack FILE)");
         var stack = StackFile.Load(stackPath);
         var fnbox = Path.Combine(AppContext.BaseDirectory, "faasmon-fnbox");
         if (!File.Exists(fnbox))
