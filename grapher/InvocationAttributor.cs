@@ -381,20 +381,28 @@ public sealed class InvocationAttributor
         }
 
         var window = At(process, evt.Timestamp, _options.SettleDelay, out ambiguous, out var open, out var tails);
+        var outgoingRequest = head.IsRequest && IsWrite(evt.Syscall);
         if (open + tails > 1
-            && ((open != 1 ? ByContent(Candidates(process, evt.Timestamp, open > 1 ? TimeSpan.Zero : _options.SettleDelay), evt) : null)
+            && ((open != 1 || outgoingRequest ? ByContent(Candidates(process, evt.Timestamp, open > 1 ? TimeSpan.Zero : _options.SettleDelay), evt) : null)
                 ?? ByRenamedWriter(Candidates(process, evt.Timestamp, _options.SettleDelay), process, evt)) is { } namedBy)
         {
             // among the overlapping requests, or among the answered ones whose tails overlap while none is open (a timer one
             // of them set), what the call names (a path, an argv, bytes sent) was in exactly one of their requests; with one
             // request open, what it names is not weighed against the tails (its own handler may name what an earlier
-            // request named). Else the temporary file a rename moves was written by exactly one of the requests open or
-            // still in their tail (a download's callback runs while the next request is served).
+            // request named), except by a request it sends: a call to another function made after its caller answered
+            // (an injected fetch on a pooled connection) carries what its caller was asked, not what the open one was.
+            // Else the temporary file a rename moves was written by exactly one of the requests open or still in their
+            // tail (a download's callback runs while the next request is served).
             window = namedBy;
             ambiguous = false;
             if (evt.Tid == evt.Pid)
             {
                 process.Context = namedBy;
+            }
+
+            if (outgoingRequest && evt.Fd is { } sentOn)
+            {
+                process.Fds[FdKey.Of(evt.Pid, sentOn)] = new FdClaim(namedBy, false, LateCall: namedBy.Closed is not null); // its reply comes back on it
             }
         }
         else if (ambiguous && process.Context is { Flushed: false } context && context != window
@@ -437,8 +445,8 @@ public sealed class InvocationAttributor
     /// request) and not a new open (the next request may open the same file and get the same descriptor).
     /// </summary>
     private bool InFileTail(FdClaim claim, FileDescriptorInfo fd, SyscallEvent evt) =>
-        !claim.Request && !fd.IsSocket && evt.Syscall is not ("openat" or "open") && claim.Window.Closed is { } closed
-        && evt.Timestamp - closed <= _options.SettleDelay;
+        !claim.Request && (!fd.IsSocket && evt.Syscall is not ("openat" or "open") || claim.LateCall && fd.IsSocket && IsRead(evt.Syscall))
+        && claim.Window.Closed is { } closed && evt.Timestamp - closed <= _options.SettleDelay;
 
     /// <summary>
     /// A rename given to this window (its request named the file) of a temporary file that another request, open at the
@@ -1414,7 +1422,8 @@ public sealed class InvocationAttributor
         public static FdKey Of(int pid, FileDescriptorInfo fd) => new(pid, fd.Fd, fd.RemoteEndpoint ?? fd.Path);
     }
 
-    private sealed record FdClaim(Window Window, bool Request);
+    /// <param name="LateCall">A call its window sent after it answered: the reply read on it in the tail is that window's.</param>
+    private sealed record FdClaim(Window Window, bool Request, bool LateCall = false);
 
     /// <summary>A fork whose child has not shown up yet (bpftrace also announces threads this way: those never show up).</summary>
     private sealed record PendingFork(ProcessTrack Parent, Window Owner, DateTimeOffset Time, bool Tentative);

@@ -433,7 +433,9 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
                 fd = Fd(Arg(0, args, ranges, count));
                 if (fd?.IsSocket == true && (ret > 0 || name is "write" or "sendto" or "sendmsg" or "writev"))
                 {
-                    data = FirstStringBytes(Arg(1, args, ranges, count), maxDataBytes);
+                    data = name is "writev" or "readv" or "sendmsg" or "recvmsg"
+                        ? IovBytes(Arg(1, args, ranges, count), maxDataBytes)
+                        : FirstStringBytes(Arg(1, args, ranges, count), maxDataBytes);
                 }
                 else if (fd is { IsSocket: false, Path: not null } && ret > 0 && name is "write" or "pwrite64")
                 {
@@ -838,6 +840,53 @@ internal sealed class StraceLineParser(int maxDataBytes = 256, Func<int, (int Tg
 
         var end = SkipString(arg, q);
         return end < 0 ? null : Unescape(arg[(q + 1)..end], max);
+    }
+
+    /// <summary>
+    /// The bytes of every iov_base of a writev/readv/sendmsg/recvmsg joined, up to <paramref name="max"/>: undici sends a
+    /// request's headers and its body as two iovs of one writev, and the body is what names the caller. Joining stops after
+    /// a string strace cut short, so the result is always a true prefix of what went over the socket.
+    /// </summary>
+    private static byte[]? IovBytes(ReadOnlySpan<char> arg, int max)
+    {
+        const string key = "iov_base=\"";
+        var at = arg.IndexOf(key);
+        if (at < 0)
+        {
+            return FirstStringBytes(arg, max);
+        }
+
+        byte[]? rented = null;
+        var buffer = max <= 1024 ? stackalloc byte[max] : (rented = ArrayPool<byte>.Shared.Rent(max)).AsSpan(0, max);
+        var n = 0;
+        var found = false;
+        while (at >= 0 && n < max)
+        {
+            var quote = at + key.Length - 1;
+            var end = SkipString(arg, quote);
+            if (end < 0)
+            {
+                break;
+            }
+
+            found = true;
+            n += Unescape(arg[(quote + 1)..end], buffer[n..]);
+            arg = arg[(end + 1)..];
+            if (arg.StartsWith("..."))
+            {
+                break;
+            }
+
+            at = arg.IndexOf(key);
+        }
+
+        var result = found ? buffer[..n].ToArray() : null;
+        if (rented is not null)
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
+
+        return result;
     }
 
     /// <summary>Decodes a quoted strace string (C escapes, possibly followed by "..." when strace cut it); null when not a string.</summary>

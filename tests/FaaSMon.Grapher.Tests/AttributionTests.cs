@@ -593,6 +593,44 @@ public sealed class AttributionTests
     }
 
     [Fact]
+    public void A_call_sent_after_its_caller_answered_goes_to_the_caller_its_body_names_not_to_the_request_open_then()
+    {
+        // c6 lateral movement: the injected fetch to publish went out on undici's pooled gateway connection (no connect)
+        // after the attack get-price had answered, as one writev [headers, body]; time gave it to the benign get-price
+        // open then, so the attack graph lost its call and publish was marked as called by the benign one
+        var caller = new Events(pid: 100, function: "product-purchase-get-price", instance: "get-price-1");
+        var callee = new Events(pid: 200, function: "product-purchase-publish", instance: "publish-1");
+        var h = new Harness();
+        h.Feed(caller.Request(20, "earlier"), caller.Connect(60, "127.0.0.1:8080", localPort: 45555), caller.Response(20)); // the pool's connection
+        caller.Wait(TimeSpan.FromSeconds(3));
+        h.Settle(caller.Time);
+        h.Feed(
+            caller.Request(21, "attack", clientPort: 50001),
+            caller.Next("read", fd: Events.Socket(21, 50001), data: """{"user":"mallory-4711","coupon":"x"}"""u8.ToArray(), ret: 36),
+            caller.Response(21, clientPort: 50001),
+            caller.Request(22, "benign", clientPort: 50002),
+            caller.Next("read", fd: Events.Socket(22, 50002), data: """{"user":"alice-2024","product":"p-cam-001"}"""u8.ToArray(), ret: 43));
+        var sent = caller.Time;
+        h.Feed(caller.Next("writev", fd: new FileDescriptorInfo(60, "TCP", "127.0.0.1:45555", "127.0.0.1:8080"),
+            data: "POST /function/product-purchase-publish HTTP/1.1\r\nhost: 127.0.0.1:8080\r\n\r\n{\"user\":\"mallory-4711\"}"u8.ToArray(), ret: 90));
+        callee.Wait(sent - callee.Time);
+        h.Feed(callee.Request(20, "publish"), callee.Response(20));
+        h.Attributor.Add(Record("publish", "product-purchase-publish", "/function/product-purchase-publish", null, sent, sent + TimeSpan.FromMilliseconds(5), client: "127.0.0.1:45555"));
+        h.Feed(
+            caller.Next("read", fd: new FileDescriptorInfo(60, "TCP", "127.0.0.1:45555", "127.0.0.1:8080"), data: "HTTP/1.1 200 OK\r\n\r\n"u8.ToArray(), ret: 19),
+            caller.Response(22, clientPort: 50002));
+        h.Settle(caller.Time + TimeSpan.FromSeconds(2));
+
+        var attack = h.Graph("attack");
+        Assert.True(HasEdge(attack, EdgeKind.Send, n => n.Kind == NodeKind.Process, n => n.Label == "127.0.0.1:8080"), Describe(attack));
+        Assert.True(HasEdge(attack, EdgeKind.Recv, n => n.Label == "127.0.0.1:8080", n => n.Kind == NodeKind.Process), Describe(attack)); // the reply too
+        var benign = h.Graph("benign");
+        Assert.False(HasEdge(benign, EdgeKind.Send, n => n.Kind == NodeKind.Process, n => n.Label == "127.0.0.1:8080"), Describe(benign));
+        Assert.False(HasEdge(benign, EdgeKind.Recv, n => n.Label == "127.0.0.1:8080", n => n.Kind == NodeKind.Process), Describe(benign));
+        Assert.Equal("attack", Self(h.Graph("publish")).Attributes!["callerCallId"]);
+    }
+
+    [Fact]
     public void A_short_file_name_only_one_overlapping_request_named_goes_to_that_one()
     {
         // big3 product-photos-receive-2020 (benign): the stage's handler opened its download /tmp/evil.sh while the benign

@@ -80,6 +80,22 @@ public sealed class StraceLineParserTests
     }
 
     [Fact]
+    public void A_writev_keeps_every_iov_so_a_body_sent_beside_its_headers_is_seen_and_stops_at_one_strace_cut()
+    {
+        var parser = new StraceLineParser(maxDataBytes: 1024);
+        parser.Parse("""7 1795391279.1 writev(23<TCP:[127.0.0.1:40000->127.0.0.1:8080]>, [{iov_base="POST /function/publish HTTP/1.1\r\nhost: gw\r\n\r\n", iov_len=44}, {iov_base="{\"user\":\"mallory-7\"}", iov_len=20}], 2) = 64 <0.000030>""", out var both);
+        Assert.Equal("POST /function/publish HTTP/1.1\r\nhost: gw\r\n\r\n{\"user\":\"mallory-7\"}", Encoding.ASCII.GetString(both!.Data!));
+
+        // a cut iov is not followed by the next one, which would make bytes that never went over the wire side by side
+        parser.Parse("""7 1795391279.1 writev(23<TCP:[127.0.0.1:40000->127.0.0.1:8080]>, [{iov_base="POST /function/publish HTTP/1.1\r\n"..., iov_len=4000}, {iov_base="{}", iov_len=2}], 2) = 4002 <0.000030>""", out var cut);
+        Assert.Equal("POST /function/publish HTTP/1.1\r\n", Encoding.ASCII.GetString(cut!.Data!));
+
+        var small = new StraceLineParser(maxDataBytes: 8);
+        small.Parse("""7 1795391279.1 sendmsg(23<UNIX:[1->2]>, {msg_name={sa_family=AF_UNIX, sun_path="/run/x"}, msg_namelen=9, msg_iov=[{iov_base="abcde", iov_len=5}, {iov_base="fghij", iov_len=5}], msg_iovlen=2, msg_controllen=0, msg_flags=0}, MSG_NOSIGNAL) = 10 <0.000010>""", out var bounded);
+        Assert.Equal("abcdefgh", Encoding.ASCII.GetString(bounded!.Data!));
+    }
+
+    [Fact]
     public void A_write_to_a_file_keeps_only_its_magic_number_and_a_read_from_one_keeps_nothing()
     {
         var parser = new StraceLineParser(maxDataBytes: 256);
