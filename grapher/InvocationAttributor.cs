@@ -402,7 +402,7 @@ public sealed class InvocationAttributor
 
             if (outgoingRequest && evt.Fd is { } sentOn)
             {
-                process.Fds[FdKey.Of(evt.Pid, sentOn)] = new FdClaim(namedBy, false, LateCall: namedBy.Closed is not null); // its reply comes back on it
+                process.Fds[FdKey.Of(evt.Pid, sentOn)] = new FdClaim(namedBy, false, Call: true); // its reply comes back on it
             }
         }
         else if (ambiguous && process.Context is { Flushed: false } context && context != window
@@ -445,7 +445,7 @@ public sealed class InvocationAttributor
     /// request) and not a new open (the next request may open the same file and get the same descriptor).
     /// </summary>
     private bool InFileTail(FdClaim claim, FileDescriptorInfo fd, SyscallEvent evt) =>
-        !claim.Request && (!fd.IsSocket && evt.Syscall is not ("openat" or "open") || claim.LateCall && fd.IsSocket && IsRead(evt.Syscall))
+        !claim.Request && (!fd.IsSocket && evt.Syscall is not ("openat" or "open") || claim.Call && fd.IsSocket && IsRead(evt.Syscall))
         && claim.Window.Closed is { } closed && evt.Timestamp - closed <= _options.SettleDelay;
 
     /// <summary>
@@ -1422,8 +1422,8 @@ public sealed class InvocationAttributor
         public static FdKey Of(int pid, FileDescriptorInfo fd) => new(pid, fd.Fd, fd.RemoteEndpoint ?? fd.Path);
     }
 
-    /// <param name="LateCall">A call its window sent after it answered: the reply read on it in the tail is that window's.</param>
-    private sealed record FdClaim(Window Window, bool Request, bool LateCall = false);
+    /// <param name="Call">A request its window sent on the socket: the reply read on it, in the tail too, is that window's.</param>
+    private sealed record FdClaim(Window Window, bool Request, bool Call = false);
 
     /// <summary>A fork whose child has not shown up yet (bpftrace also announces threads this way: those never show up).</summary>
     private sealed record PendingFork(ProcessTrack Parent, Window Owner, DateTimeOffset Time, bool Tentative);
