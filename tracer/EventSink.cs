@@ -52,11 +52,13 @@ internal sealed class EventSink(ChannelWriter<SyscallEvent> writer, TracerCounte
 
         if (evt is { Syscall: "fork", Backend: "ebpf", TargetPid: > 0 } && identity is not null)
         {
-            // the kernel names the child with its host pid: it belongs where its parent does and starts in its cwd
-            _identity[evt.TargetPid] = identity;
+            // the kernel names the child with its host pid: it belongs where its parent does and starts in its cwd.
+            // bpftrace reads its per-CPU buffers one after another, so the child's first calls (libuv's chdir to a
+            // spawn's cwd) can come before its parent's fork line: what they taught stays
+            _identity.TryAdd(evt.TargetPid, identity);
             if (cwd is not null)
             {
-                _cwd[evt.TargetPid] = cwd;
+                _cwd.TryAdd(evt.TargetPid, cwd);
             }
         }
 
