@@ -99,10 +99,12 @@ internal sealed partial class ProcessDiscovery(string pattern, DockerIdentityRes
             var identity = await IdentifyAsync(pid, ct);
             var now = DateTimeOffset.UtcNow;
             var started = ProcFs.StartTime(stat.StartTicks);
-            var process = new FunctionProcess(pid, stat.Ppid, stat.StartTicks, cmdline, identity, started, now, now - started);
+            // start ticks count in 10 ms steps from a boot time read every 10 s: a process found at once can look found before it started
+            var latency = now > started ? now - started : TimeSpan.Zero;
+            var process = new FunctionProcess(pid, stat.Ppid, stat.StartTicks, cmdline, identity, started, now, latency);
             _known[pid] = process;
             changes.Add(new DiscoveryChange(process, Started: true));
-            LogFound(logger, pid, identity.Function, identity.Instance, (now - started).TotalMilliseconds);
+            LogFound(logger, pid, identity.Function, identity.Instance, latency.TotalMilliseconds);
         }
 
         foreach (var pid in _known.Keys.Where(p => !seen.Contains(p)).ToList())

@@ -77,6 +77,7 @@ internal sealed partial class SyscallTracer : BackgroundService
             ? new EbpfBackend(_sink, _options, _loggers.CreateLogger<EbpfBackend>())
             : new StraceBackend(_sink, _options, _loggers.CreateLogger<StraceBackend>());
         var attaching = new List<Task>();
+        ExecNotifier? execs = null;
         try
         {
             try
@@ -98,8 +99,22 @@ internal sealed partial class SyscallTracer : BackgroundService
             var discovery = new ProcessDiscovery(_options.Match, docker, _loggers.CreateLogger<ProcessDiscovery>());
             var startedAt = DateTimeOffset.UtcNow;
             LogStarted(_logger, backend.Name, _options.Match);
+
+            // a pass every poll interval, and one at once whenever a process execs (when the kernel tells us)
+            execs = ExecNotifier.TryOpen(_logger, out var why);
+            if (execs is null)
+            {
+                LogPollingOnly(_logger, _options.PollIntervalMs, why!);
+            }
+
+            var wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
+            _ = WakeEveryAsync(wake.Writer, TimeSpan.FromMilliseconds(_options.PollIntervalMs), stoppingToken);
+            if (execs is not null)
+            {
+                _ = WakeOnExecAsync(execs.Execs, wake.Writer, Counters, stoppingToken);
+            }
+
             _started.TrySetResult();
-            using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(_options.PollIntervalMs));
             do
             {
                 foreach (var change in await discovery.ScanAsync(stoppingToken, full: false))
@@ -129,13 +144,18 @@ internal sealed partial class SyscallTracer : BackgroundService
 
                 attaching.RemoveAll(t => t.IsCompleted);
             }
-            while (await timer.WaitForNextTickAsync(stoppingToken));
+            while (await wake.Reader.WaitToReadAsync(stoppingToken) && wake.Reader.TryRead(out _));
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
         }
         finally
         {
+            if (execs is not null)
+            {
+                await execs.DisposeAsync();
+            }
+
             await Task.WhenAll(attaching).ContinueWith(_ => { }, TaskScheduler.Default);
             await backend.DisposeAsync();
             docker?.Dispose();
@@ -161,6 +181,39 @@ internal sealed partial class SyscallTracer : BackgroundService
             Counters.AttachFailed();
         }
     }
+
+    private static async Task WakeEveryAsync(ChannelWriter<bool> wake, TimeSpan interval, CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(interval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(ct))
+            {
+                wake.TryWrite(true);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private static async Task WakeOnExecAsync(ChannelReader<int> execs, ChannelWriter<bool> wake, TracerCounters counters, CancellationToken ct)
+    {
+        try
+        {
+            await foreach (var _ in execs.ReadAllAsync(ct))
+            {
+                counters.ExecHeard();
+                wake.TryWrite(true);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "discovery polls /proc every {IntervalMs} ms only: {Why}")]
+    private static partial void LogPollingOnly(ILogger logger, int intervalMs, string why);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "tracing processes matching '{Match}' with {Backend}")]
     private static partial void LogStarted(ILogger logger, string backend, string match);

@@ -10,6 +10,7 @@ public sealed class TracerCounters
     private long _attachFailures;
     private long _discoveryLatencyTicksMax;
     private long _discoveryLatencyTicksLast;
+    private long _execsHeard;
 
     public long Events => Interlocked.Read(ref _events);
 
@@ -26,6 +27,9 @@ public sealed class TracerCounters
 
     public TimeSpan LastDiscoveryLatency => TimeSpan.FromTicks(Interlocked.Read(ref _discoveryLatencyTicksLast));
 
+    /// <summary>Execs the kernel announced (each starts a discovery pass at once); 0 where only polling works.</summary>
+    public long ExecsHeard => Interlocked.Read(ref _execsHeard);
+
     public TimeSpan MaxDiscoveryLatency => TimeSpan.FromTicks(Interlocked.Read(ref _discoveryLatencyTicksMax));
 
     internal void AddEvent() => Interlocked.Increment(ref _events);
@@ -40,6 +44,8 @@ public sealed class TracerCounters
 
     internal void AttachFailed() => Interlocked.Increment(ref _attachFailures);
 
+    internal void ExecHeard() => Interlocked.Increment(ref _execsHeard);
+
     internal void Discovered(TimeSpan latency)
     {
         Interlocked.Exchange(ref _discoveryLatencyTicksLast, latency.Ticks);
@@ -52,5 +58,5 @@ public sealed class TracerCounters
 
     public override string ToString() =>
         $"events={Events} parse_errors={ParseErrors} drops={Drops} attached={AttachedProcesses} attach_failures={AttachFailures} " +
-        $"discovery_latency_last_ms={LastDiscoveryLatency.TotalMilliseconds:F0} discovery_latency_max_ms={MaxDiscoveryLatency.TotalMilliseconds:F0}";
+        $"discovery_latency_last_ms={LastDiscoveryLatency.TotalMilliseconds:F0} discovery_latency_max_ms={MaxDiscoveryLatency.TotalMilliseconds:F0} execs_heard={ExecsHeard}";
 }

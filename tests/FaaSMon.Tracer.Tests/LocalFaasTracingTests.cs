@@ -116,18 +116,26 @@ public sealed class LocalFaasTracingTests(LocalFaasFixture faas, ITestOutputHelp
         try
         {
             var started = await session.Tracer.WaitForAttachedAsync(p => p.Identity.Function == function && !before.Contains(p.Identity.Instance), TimeSpan.FromSeconds(30), timeout.Token);
+
+            // until the runtime has seen it listen: node's start from a cold page cache (a fresh CI machine) can take
+            // longer than any fixed wait (CI once stopped tracing a second after the pid was known, before the listen)
             var sw = Stopwatch.StartNew();
-            while (!faas.Host.Instances.Any(i => i.Instance == started.Identity.Instance && i.Pid is not null) && sw.Elapsed < TimeSpan.FromSeconds(30))
+            while (await AvailableReplicasAsync(function, timeout.Token) <= (ulong)before.Count && sw.Elapsed < TimeSpan.FromSeconds(60))
             {
                 await Task.Delay(100, timeout.Token);
             }
 
-            await Task.Delay(1000, timeout.Token);
+            var ready = sw.Elapsed;
+            await Task.Delay(500, timeout.Token); // the last lines are still in the pipe
             await session.DisposeAsync();
             var all = await events;
-            output.WriteLine($"{backend} ({loader}): discovered {started.Identity.Instance} {started.DiscoveryLatency.TotalMilliseconds:F0} ms after it started; {session.Counters}");
-            Assert.Contains(all, e => e.Instance == started.Identity.Instance && e.Syscall == "listen");
-            Assert.True(started.DiscoveryLatency < TimeSpan.FromSeconds(1), $"discovered {started.DiscoveryLatency.TotalMilliseconds:F0} ms after start");
+            var mine = all.Where(e => e.Instance == started.Identity.Instance).ToList();
+            var seen = $"discovered {started.Identity.Instance} (pid {started.Pid}) {started.DiscoveryLatency.TotalMilliseconds:F0} ms after it started, " +
+                $"ready {ready.TotalMilliseconds:F0} ms after its attach; {mine.Count} of its events, first: " +
+                string.Join(" ", mine.Take(12).Select(e => e.Syscall)) + $"; {session.Counters}";
+            output.WriteLine($"{backend} ({loader}): {seen}");
+            Assert.True(mine.Any(e => e.Syscall == "listen"), "no listen: " + seen);
+            Assert.True(started.DiscoveryLatency < TimeSpan.FromSeconds(1), seen);
         }
         finally
         {
@@ -137,12 +145,27 @@ public sealed class LocalFaasTracingTests(LocalFaasFixture faas, ITestOutputHelp
 
     private async Task ScaleAsync(string function, int replicas, CancellationToken ct)
     {
-        using var admin = new HttpClient { BaseAddress = faas.Host.GatewayUrl };
-        admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic",
-            Convert.ToBase64String(Encoding.UTF8.GetBytes($"{faas.Host.AdminCredential.UserName}:{faas.Host.AdminCredential.Password}")));
+        using var admin = AdminClient();
         using var response = await admin.PostAsJsonAsync($"/system/scale-function/{function}", new { serviceName = function, replicas }, ct);
         response.EnsureSuccessStatusCode();
     }
+
+    private async Task<ulong> AvailableReplicasAsync(string function, CancellationToken ct)
+    {
+        using var admin = AdminClient();
+        var status = await admin.GetFromJsonAsync<FunctionStatus>($"/system/function/{function}", ct);
+        return status?.AvailableReplicas ?? 0;
+    }
+
+    private HttpClient AdminClient()
+    {
+        var admin = new HttpClient { BaseAddress = faas.Host.GatewayUrl };
+        admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic",
+            Convert.ToBase64String(Encoding.UTF8.GetBytes($"{faas.Host.AdminCredential.UserName}:{faas.Host.AdminCredential.Password}")));
+        return admin;
+    }
+
+    private sealed record FunctionStatus([property: System.Text.Json.Serialization.JsonPropertyName("availableReplicas")] ulong AvailableReplicas);
 
     private static bool IsWriteOf(SyscallEvent e, string path) =>
         (e.Syscall is "openat" or "open" && e.Path == path && e.Flags?.Contains("O_WRONLY", StringComparison.Ordinal) == true)
