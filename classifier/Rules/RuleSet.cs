@@ -58,6 +58,9 @@ internal sealed class RuleMatch
     /// <summary>A process wrote a file whose first bytes make it a program (a script's <c>#!</c> or ELF).</summary>
     public bool WritesProgram { get; set; }
 
+    /// <summary>The invocation was called by another function's process that did not pass on its trace context (the grapher's <c>untracedCall</c>).</summary>
+    public bool UntracedCall { get; set; }
+
     public List<string>? ConnectOutside { get; set; }
 
     public List<string>? ReadPaths { get; set; }
@@ -120,7 +123,7 @@ internal sealed class RuleSet
             }
 
             var match = rule.Match;
-            if (match is null || (match.ProcessNames is null && !match.SpawnedByProcess && !match.ExecInheritedFile && !match.WritesProgram && match.ConnectOutside is null && match.ReadPaths is null))
+            if (match is null || (match.ProcessNames is null && !match.SpawnedByProcess && !match.ExecInheritedFile && !match.WritesProgram && !match.UntracedCall && match.ConnectOutside is null && match.ReadPaths is null))
             {
                 throw new RuleFileException(source, $"rule {rule.Id} has no conditions under match");
             }
@@ -440,6 +443,21 @@ internal sealed class RuleSet
                 {
                     return null;
                 }
+            }
+
+            if (match.UntracedCall)
+            {
+                var self = view.Graph.Nodes.FirstOrDefault(n => n.Kind == NodeKind.Invocation && n.Attributes?.GetValueOrDefault("untracedCall") == "true");
+                if (self is null)
+                {
+                    return null;
+                }
+
+                nodes.Add(self.Id);
+                var attributes = self.Attributes!;
+                var caller = attributes.GetValueOrDefault("callerFunction") ?? "another function";
+                var callerGraph = attributes.GetValueOrDefault("callerGraphId");
+                details.Add($"called by {caller}{(callerGraph is null ? "" : $" ({callerGraph})")} without the trace context its own request carried");
             }
 
             if (match.ConnectOutside is not null)

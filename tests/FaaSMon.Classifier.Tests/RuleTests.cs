@@ -11,7 +11,7 @@ public sealed class RuleTests
     [Fact]
     public void The_shipped_rules_load_from_the_output_folder()
     {
-        Assert.Equal(["shell-under-function", "exec-inherited-file", "program-written", "connect-outside-allow-list", "read-secrets"], Default.RuleIds);
+        Assert.Equal(["shell-under-function", "exec-inherited-file", "program-written", "untraced-call", "connect-outside-allow-list", "read-secrets"], Default.RuleIds);
     }
 
     [Fact]
@@ -103,6 +103,37 @@ public sealed class RuleTests
         {
             Assert.Contains(expected, Assert.Single(hits).Explanation, StringComparison.Ordinal);
             Assert.Equal([1, 2], hits[0].NodeIds.Order());
+        }
+    }
+
+    [Theory]
+    [InlineData(true, "called by product-purchase-get-price (inv-c0-product-purchase-get-price-1) without the trace context")]
+    [InlineData(false, null)]
+    public void A_call_from_a_function_that_dropped_its_trace_context_fires_and_a_traced_one_does_not(bool untraced, string? expected)
+    {
+        // what the grapher writes on publish's own node when get-price's process called it (lateral movement), see AttackGraphTests
+        var self = new Dictionary<string, string>
+        {
+            ["role"] = "self", ["callerFunction"] = "product-purchase-get-price", ["callerGraphId"] = "inv-c0-product-purchase-get-price-1", ["callerCallId"] = "c0",
+        };
+        if (untraced)
+        {
+            self["untracedCall"] = "true";
+        }
+
+        var graph = new ProvenanceGraph("g", GraphScope.Invocation, null, null, null, null,
+            [new(0, NodeKind.Invocation, "publish", self), new(1, NodeKind.Process, "node")], [new(1, 0, EdgeKind.Recv, "read", 1, 1)]);
+        var hits = Default.Evaluate(graph);
+        if (expected is null)
+        {
+            Assert.Empty(hits);
+        }
+        else
+        {
+            var hit = Assert.Single(hits);
+            Assert.Equal("untraced-call", hit.RuleId);
+            Assert.Contains(expected, hit.Explanation, StringComparison.Ordinal);
+            Assert.Equal([0], hit.NodeIds);
         }
     }
 
