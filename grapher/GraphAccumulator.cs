@@ -90,6 +90,10 @@ internal sealed class GraphAccumulator(int maxNodes, int maxEdges)
         _edges[(source, target, kind, syscall)] = edge;
     }
 
+    /// <summary>How many edges touch the node (kind, key): 0 when this graph has no such node.</summary>
+    public int EdgesOf(NodeKind kind, string key) =>
+        _byKey.TryGetValue((kind, key), out var id) ? _graph.InDegree(id) + _graph.OutDegree(id) : 0;
+
     /// <summary>Edges into <paramref name="node"/> of one kind (e.g. who wrote a file).</summary>
     public bool HasInEdge(int node, EdgeKind kind) =>
         node >= 0 && _graph.TryGetInEdges(node, out var edges) && edges.Any(e => e.Tag.Kind == kind);

@@ -357,6 +357,23 @@ public sealed class InvocationAttributor
         if (evt.Fd is { } fd && process.Fds.TryGetValue(FdKey.Of(evt.Pid, fd), out var claim)
             && !claim.Window.Flushed && (claim.Window.Closed is null || claim.Request || InFileTail(claim, fd, evt)))
         {
+            if (claim is { Request: false, Call: false, Window.Closed: null } && head.IsRequest && IsWrite(evt.Syscall)
+                && ByContent(Candidates(process, evt.Timestamp, _options.SettleDelay), evt) is { } namedCaller && namedCaller != claim.Window)
+            {
+                // a call on a connection opened while another request was open: time gave that one the connect, and with it
+                // every write and reply on the socket, but the request names its caller (c7: lateral movement's injected
+                // fetch, made after its get-price answered, on a new connection while a benign get-price was served). The
+                // connect moves along unless the other request also used that endpoint
+                var socket = SocketKey(fd);
+                if (claim.Window.Graph.EdgesOf(NodeKind.Socket, socket) == 1)
+                {
+                    claim.Window.Graph.MoveNode(NodeKind.Socket, socket, namedCaller.Graph);
+                }
+
+                claim = new FdClaim(namedCaller, false, Call: true);
+                process.Fds[FdKey.Of(evt.Pid, fd)] = claim;
+            }
+
             if (claim.Request && head.IsResponse && IsWrite(evt.Syscall) && claim.Window.Closed is null)
             {
                 Close(claim.Window, evt.Timestamp, "response");
@@ -1259,9 +1276,11 @@ public sealed class InvocationAttributor
             : label;
     }
 
+    private static string SocketKey(FileDescriptorInfo fd) => fd.RemoteEndpoint ?? fd.Path ?? "socket";
+
     private static int SocketNode(GraphAccumulator graph, FileDescriptorInfo fd)
     {
-        var key = fd.RemoteEndpoint ?? fd.Path ?? "socket";
+        var key = SocketKey(fd);
         var node = graph.Node(NodeKind.Socket, key, key.StartsWith("socket:[", StringComparison.Ordinal) ? "socket" : key);
         graph.SetAttribute(node, "remote", fd.RemoteEndpoint);
         graph.SetAttribute(node, "protocol", fd.Path);

@@ -631,6 +631,46 @@ public sealed class AttributionTests
     }
 
     [Fact]
+    public void A_call_on_a_connection_opened_while_another_request_was_served_goes_with_its_connect_to_the_caller_its_body_names()
+    {
+        // c7 get-price-4590 (lateral movement) and 4593 (benign), one instance: the injected fetch, made after the attack
+        // had answered, opened a new connection while the benign request was served; time gave the benign one the
+        // connect and so every write and reply on it, and publish was marked as called by the benign get-price
+        var caller = new Events(pid: 100, function: "product-purchase-get-price", instance: "get-price-1");
+        var callee = new Events(pid: 200, function: "product-purchase-publish", instance: "publish-1");
+        var h = new Harness();
+        h.Feed(
+            caller.Request(21, "attack", clientPort: 50001),
+            caller.Next("read", fd: Events.Socket(21, 50001), data: """{"user":"mallory-4711","coupon":"x"}"""u8.ToArray(), ret: 36),
+            caller.Response(21, clientPort: 50001),
+            caller.Request(22, "benign", clientPort: 50002),
+            caller.Next("read", fd: Events.Socket(22, 50002), data: """{"user":"alice-2024","product":"p-cam-001"}"""u8.ToArray(), ret: 43),
+            caller.Connect(61, "127.0.0.1:8080", localPort: 45556));
+        var sent = caller.Time;
+        var connection = new FileDescriptorInfo(61, "TCP", "127.0.0.1:45556", "127.0.0.1:8080");
+        h.Feed(caller.Next("writev", fd: connection,
+            data: "POST /function/product-purchase-publish HTTP/1.1\r\nhost: 127.0.0.1:8080\r\n\r\n{\"user\":\"mallory-4711\"}"u8.ToArray(), ret: 90));
+        callee.Wait(sent - callee.Time);
+        h.Feed(callee.Request(20, "publish"), callee.Response(20));
+        h.Attributor.Add(Record("publish", "product-purchase-publish", "/function/product-purchase-publish", null, sent, sent + TimeSpan.FromMilliseconds(5), client: "127.0.0.1:45556"));
+        h.Feed(
+            caller.Next("read", fd: connection, data: "HTTP/1.1 200 OK\r\n\r\n"u8.ToArray(), ret: 19),
+            caller.Response(22, clientPort: 50002));
+        h.Settle(caller.Time + TimeSpan.FromSeconds(2));
+
+        var attack = h.Graph("attack");
+        foreach (var kind in new[] { EdgeKind.Connect, EdgeKind.Send })
+        {
+            Assert.True(HasEdge(attack, kind, n => n.Kind == NodeKind.Process, n => n.Label == "127.0.0.1:8080"), $"{kind}: {Describe(attack)}");
+        }
+
+        Assert.True(HasEdge(attack, EdgeKind.Recv, n => n.Label == "127.0.0.1:8080", n => n.Kind == NodeKind.Process), Describe(attack));
+        var benign = h.Graph("benign");
+        Assert.DoesNotContain(benign.Nodes, n => n.Label == "127.0.0.1:8080");
+        Assert.Equal("attack", Self(h.Graph("publish")).Attributes!["callerCallId"]);
+    }
+
+    [Fact]
     public void A_short_file_name_only_one_overlapping_request_named_goes_to_that_one()
     {
         // big3 product-photos-receive-2020 (benign): the stage's handler opened its download /tmp/evil.sh while the benign
