@@ -1,16 +1,15 @@
 using System.Buffers.Binary;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
-using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 
 namespace FaaSMon.Tracer;
 
 /// <summary>
 /// Tells the discovery the moment any process calls exec, through the kernel's process events connector (netlink,
-/// <c>NETLINK_CONNECTOR</c>, group <c>CN_IDX_PROC</c>), so a new function process is looked at within a
-/// millisecond or so of its exec instead of at the next /proc poll. Node reaches <c>listen</c> 20–80 ms after its
-/// exec here, about what a 50 ms poll costs, so polling alone lost that race now and then. Needs CAP_NET_ADMIN in
+/// <c>NETLINK_CONNECTOR</c>, group <c>CN_IDX_PROC</c>), so a new function process is looked at as soon as it execs
+/// instead of at the next /proc poll (the new-instance test: found 1–15 ms after the process started). Node reaches
+/// <c>listen</c> within about 100 ms of its start here, so a poll that ran late lost that race now and then. Needs CAP_NET_ADMIN in
 /// the initial network namespace; where the kernel or a container refuses it, <see cref="TryOpen"/> says why and
 /// discovery keeps polling.
 /// </summary>
@@ -25,22 +24,22 @@ internal sealed partial class ExecNotifier : IAsyncDisposable
     private const int SockDgram = 2, SockCloexec = 0x80000;
 
     private readonly Socket _socket;
-    private readonly Channel<int> _execs;
+    private readonly Action<int> _onExec;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _reader;
 
-    private ExecNotifier(Socket socket, Channel<int> execs, ILogger logger)
+    private ExecNotifier(Socket socket, Action<int> onExec, ILogger logger)
     {
         _socket = socket;
-        _execs = execs;
+        _onExec = onExec;
         _reader = Task.Run(() => ReadAsync(logger));
     }
 
-    /// <summary>Host pids (tgids) that have just exec'd; a burst beyond the reader's pace drops the oldest (the next scan lists them anyway).</summary>
-    public ChannelReader<int> Execs => _execs.Reader;
-
-    /// <summary>Listens for process events, or returns null with the reason (not permitted, not supported).</summary>
-    public static ExecNotifier? TryOpen(ILogger logger, out string? why)
+    /// <summary>
+    /// Listens for process events and calls <paramref name="onExec"/> with the host pid (tgid) of each process that has
+    /// just exec'd, on the reader's thread (keep it short); or returns null with the reason (not permitted, not supported).
+    /// </summary>
+    public static ExecNotifier? TryOpen(Action<int> onExec, ILogger logger, out string? why)
     {
         // .NET's sockets know no AF_NETLINK: libc makes and binds the socket, .NET reads it
         var fd = socket(AfNetlink, SockDgram | SockCloexec, NetlinkConnector);
@@ -76,8 +75,7 @@ internal sealed partial class ExecNotifier : IAsyncDisposable
         }
 
         why = null;
-        var execs = Channel.CreateBounded<int>(new BoundedChannelOptions(256) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
-        return new ExecNotifier(new Socket(new SafeSocketHandle(fd, ownsHandle: true)), execs, logger);
+        return new ExecNotifier(new Socket(new SafeSocketHandle(fd, ownsHandle: true)), onExec, logger);
     }
 
     private static string Refused(string step) =>
@@ -114,7 +112,7 @@ internal sealed partial class ExecNotifier : IAsyncDisposable
                     var evt = at + NlMsgHdrSize + CnMsgSize;
                     if (evt + 24 <= at + length && BinaryPrimitives.ReadUInt32LittleEndian(buffer.AsSpan(evt)) == ProcEventExec)
                     {
-                        _execs.Writer.TryWrite(BinaryPrimitives.ReadInt32LittleEndian(buffer.AsSpan(evt + 20)));
+                        _onExec(BinaryPrimitives.ReadInt32LittleEndian(buffer.AsSpan(evt + 20)));
                     }
 
                     at += (length + 3) & ~3;
@@ -127,10 +125,6 @@ internal sealed partial class ExecNotifier : IAsyncDisposable
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
             LogStopped(logger, e.Message);
-        }
-        finally
-        {
-            _execs.Writer.TryComplete();
         }
     }
 

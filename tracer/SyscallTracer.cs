@@ -100,18 +100,18 @@ internal sealed partial class SyscallTracer : BackgroundService
             var startedAt = DateTimeOffset.UtcNow;
             LogStarted(_logger, backend.Name, _options.Match);
 
-            // a pass every poll interval, and one at once whenever a process execs (when the kernel tells us)
-            execs = ExecNotifier.TryOpen(_logger, out var why);
+            // a pass every poll interval, and one at once whenever a process execs (when the kernel tells us); wakes
+            // that come while a pass runs make one more pass, not one each
+            var wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
+            _ = WakeEveryAsync(wake.Writer, TimeSpan.FromMilliseconds(_options.PollIntervalMs), stoppingToken);
+            execs = ExecNotifier.TryOpen(_ =>
+            {
+                Counters.ExecHeard();
+                wake.Writer.TryWrite(true);
+            }, _logger, out var why);
             if (execs is null)
             {
                 LogPollingOnly(_logger, _options.PollIntervalMs, why!);
-            }
-
-            var wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
-            _ = WakeEveryAsync(wake.Writer, TimeSpan.FromMilliseconds(_options.PollIntervalMs), stoppingToken);
-            if (execs is not null)
-            {
-                _ = WakeOnExecAsync(execs.Execs, wake.Writer, Counters, stoppingToken);
             }
 
             _started.TrySetResult();
@@ -189,21 +189,6 @@ internal sealed partial class SyscallTracer : BackgroundService
         {
             while (await timer.WaitForNextTickAsync(ct))
             {
-                wake.TryWrite(true);
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-    }
-
-    private static async Task WakeOnExecAsync(ChannelReader<int> execs, ChannelWriter<bool> wake, TracerCounters counters, CancellationToken ct)
-    {
-        try
-        {
-            await foreach (var _ in execs.ReadAllAsync(ct))
-            {
-                counters.ExecHeard();
                 wake.TryWrite(true);
             }
         }

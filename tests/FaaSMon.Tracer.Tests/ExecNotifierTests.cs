@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Threading.Channels;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace FaaSMon.Tracer.Tests;
@@ -8,7 +9,8 @@ public sealed class ExecNotifierTests
     [Fact]
     public async Task The_kernel_names_a_process_that_execs_while_it_still_runs()
     {
-        await using var notifier = ExecNotifier.TryOpen(NullLogger.Instance, out var why);
+        var execs = Channel.CreateUnbounded<int>();
+        await using var notifier = ExecNotifier.TryOpen(pid => execs.Writer.TryWrite(pid), NullLogger.Instance, out var why);
         Assert.True(notifier is not null, $"this machine cannot give exec events, so discovery would only poll: {why}");
 
         using var child = Process.Start(new ProcessStartInfo("sleep", "5")) ?? throw new InvalidOperationException("sleep did not start");
@@ -16,7 +18,7 @@ public sealed class ExecNotifierTests
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
             var seen = new List<int>();
-            await foreach (var pid in notifier.Execs.ReadAllAsync(timeout.Token))
+            await foreach (var pid in execs.Reader.ReadAllAsync(timeout.Token))
             {
                 seen.Add(pid);
                 if (pid == child.Id)
