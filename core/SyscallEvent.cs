@@ -45,7 +45,8 @@ public sealed record FileDescriptorInfo(int Fd, string? Path, string? LocalEndpo
 /// <param name="Function">The OpenFaaS function the process belongs to.</param>
 /// <param name="Instance">The function instance (container) the process belongs to.</param>
 /// <param name="TargetPid">The other process a call names (kill's target, the child of a clone/fork).</param>
-/// <param name="Backend"><c>strace</c> or <c>ebpf</c>.</param>
+/// <param name="Backend"><c>strace</c>, <c>ebpf</c> or <c>ptrace</c> (the last two print the same records: a process
+/// creation is a <c>fork</c> event naming the child, and a clone carries no flags).</param>
 public sealed record SyscallEvent(
     DateTimeOffset Timestamp,
     int Pid,

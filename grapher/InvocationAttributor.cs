@@ -1290,8 +1290,8 @@ public sealed class InvocationAttributor
     private static string Host(string? endpoint) =>
         endpoint is null ? "?" : endpoint.LastIndexOf(':') is > 0 and var colon ? endpoint[..colon] : endpoint;
 
-    /// <summary>strace says whether a clone made a thread; bpftrace's clone carries no flags, its sched fork line does the job.</summary>
-    private static bool IsProcessCreation(SyscallEvent evt) => evt.Backend == "ebpf"
+    /// <summary>strace says whether a clone made a thread; eBPF's and faasmon-ptrace's clone carries no flags, their fork line does the job.</summary>
+    private static bool IsProcessCreation(SyscallEvent evt) => evt.Backend != "strace"
         ? evt.Syscall == "fork" && evt.Kind == SyscallEventKind.Syscall && evt.Flags is null && evt.Duration is null
         : evt.Flags?.Contains("CLONE_THREAD", StringComparison.Ordinal) != true;
 

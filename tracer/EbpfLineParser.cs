@@ -13,10 +13,11 @@ namespace FaaSMon.Tracer;
 /// Two framings of the same records, told apart by each line's first byte: bpftrace's <c>-f json</c> (a JSON object
 /// per printf, strings as bpftrace's %s prints them, buffers in 128-byte chunks) and the libbpf loader's plain lines
 /// (<c>ebpf/faasmon-bpf.c</c>: the string field with every control byte, backslash and byte ≥ 0x80 as <c>\xNN</c>,
-/// a buffer's bytes all on its X line, zeros kept; L lines count lost records).
+/// a buffer's bytes all on its X line, zeros kept; L lines count lost records). The ptrace backend's tracer
+/// (<c>ptrace/faasmon-ptrace.c</c>) prints the loader's lines too; its events are named by <paramref name="backend"/>.
 /// Not thread-safe; one reader drives it.
 /// </summary>
-internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes = 256, Func<int, int, FileDescriptorInfo?>? lookupFd = null)
+internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes = 256, Func<int, int, FileDescriptorInfo?>? lookupFd = null, string backend = "ebpf")
 {
     private const int ChunkBytes = 128; // BPFTRACE_STRLEN: what one str() keeps
 
@@ -194,11 +195,11 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
 
                     return StraceLineKind.Pending;
                 case "F" when f.Length >= 5:
-                    evt = new SyscallEvent(Time(Long(f[1])), Int(f[3]), Int(f[2]), 0, "fork", TargetPid: Int(f[4]), Backend: "ebpf");
+                    evt = new SyscallEvent(Time(Long(f[1])), Int(f[3]), Int(f[2]), 0, "fork", TargetPid: Int(f[4]), Backend: backend);
                     return StraceLineKind.Event;
                 case "Q" when f.Length >= 6:
                     var pid = Int(f[3]);
-                    evt = new SyscallEvent(Time(Long(f[1])), pid, Int(f[2]), Int(f[4]), "exited", SyscallEventKind.Exit, ReturnValue: Long(f[5]), Backend: "ebpf");
+                    evt = new SyscallEvent(Time(Long(f[1])), pid, Int(f[2]), Int(f[4]), "exited", SyscallEventKind.Exit, ReturnValue: Long(f[5]), Backend: backend);
                     foreach (var key in _fds.Keys.Where(k => k.Pid == pid).ToList())
                     {
                         _fds.Remove(key);
@@ -206,7 +207,7 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
 
                     return StraceLineKind.Event;
                 case "S" when f.Length >= 6:
-                    evt = new SyscallEvent(Time(Long(f[1])), Int(f[3]), Int(f[2]), Int(f[4]), SignalName(Int(f[5])), SyscallEventKind.Signal, Backend: "ebpf");
+                    evt = new SyscallEvent(Time(Long(f[1])), Int(f[3]), Int(f[2]), Int(f[4]), SignalName(Int(f[5])), SyscallEventKind.Signal, Backend: backend);
                     return StraceLineKind.Event;
                 default:
                     return StraceLineKind.Malformed;
@@ -323,7 +324,7 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
         }
 
         evt = new SyscallEvent(time, e.Pid, tid, e.Ppid, name, SyscallEventKind.Syscall, path, path2, fd, flags, argv,
-            ret, errno, duration, data, TargetPid: target, Backend: "ebpf");
+            ret, errno, duration, data, TargetPid: target, Backend: backend);
         return StraceLineKind.Event;
     }
 

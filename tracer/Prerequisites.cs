@@ -29,15 +29,43 @@ internal static partial class Prerequisites
     {
         FindExecutable("setsid", "util-linux");
         FindExecutable("strace", "strace");
+        RequirePtrace("strace");
+    }
+
+    /// <summary>Our own ptrace tracer, built with the tracer (tracer/FaaSMon.Tracer.csproj, needs only a C compiler), and ptrace.</summary>
+    public static void RequirePtraceTool(string tool)
+    {
+        FindExecutable("setsid", "util-linux");
+        if (!File.Exists(tool))
+        {
+            throw new TracerUnavailableException(
+                $"the ptrace backend's tracer is missing: {tool} (it is built with the tracer when a C compiler is installed: apt-get install gcc, then rebuild; or use --backend strace)");
+        }
+
+        RequirePtrace("ptrace");
+    }
+
+    private static void RequirePtrace(string backend)
+    {
         if (!HasCapability(CapSysPtrace))
         {
-            throw new TracerUnavailableException("the strace backend needs CAP_SYS_PTRACE to attach to function processes: run as root or grant cap_sys_ptrace");
+            throw new TracerUnavailableException($"the {backend} backend needs CAP_SYS_PTRACE to attach to function processes: run as root or grant cap_sys_ptrace");
         }
 
         if (ReadInt("/proc/sys/kernel/yama/ptrace_scope") == 3)
         {
-            throw new TracerUnavailableException("ptrace is disabled on this kernel (kernel.yama.ptrace_scope=3); the strace backend cannot attach: use --backend ebpf");
+            throw new TracerUnavailableException($"ptrace is disabled on this kernel (kernel.yama.ptrace_scope=3); the {backend} backend cannot attach: use --backend ebpf");
         }
+    }
+
+    /// <summary>
+    /// A tracer process at real-time priority (SCHED_RR): a ptrace'd function stops at every system call until its tracer
+    /// has looked at it, so it should not wait for the tracer to get a CPU. The reason when it cannot (no CAP_SYS_NICE).
+    /// </summary>
+    public static string? TryRaiseToRealtime(int pid, int priority)
+    {
+        var param = new SchedParam { Priority = priority };
+        return priority <= 0 || sched_setscheduler(pid, SchedRoundRobin, in param) == 0 ? null : Marshal.GetLastPInvokeErrorMessage();
     }
 
     public static void RequireBpftrace()

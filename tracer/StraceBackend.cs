@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Globalization;
-using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 
 namespace FaaSMon.Tracer;
@@ -68,15 +67,9 @@ internal sealed partial class StraceBackend(EventSink sink, TracerOptions option
     /// <summary>See <see cref="TracerOptions.StraceRealtimePriority"/>; without CAP_SYS_NICE strace stays a normal process (said once).</summary>
     private void RaisePriority(int pid)
     {
-        if (options.StraceRealtimePriority <= 0)
+        if (Prerequisites.TryRaiseToRealtime(pid, options.StraceRealtimePriority) is { } reason && Interlocked.Exchange(ref _priorityWarned, 1) == 0)
         {
-            return;
-        }
-
-        var param = new Prerequisites.SchedParam { Priority = options.StraceRealtimePriority };
-        if (Prerequisites.sched_setscheduler(pid, Prerequisites.SchedRoundRobin, in param) != 0 && Interlocked.Exchange(ref _priorityWarned, 1) == 0)
-        {
-            LogNoRealtime(logger, options.StraceRealtimePriority, Marshal.GetLastPInvokeErrorMessage());
+            LogNoRealtime(logger, options.StraceRealtimePriority, reason);
         }
     }
 

@@ -73,9 +73,12 @@ internal sealed partial class SyscallTracer : BackgroundService
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         DockerIdentityResolver? docker = null;
-        ITraceBackend backend = _options.Backend == "ebpf"
-            ? new EbpfBackend(_sink, _options, _loggers.CreateLogger<EbpfBackend>())
-            : new StraceBackend(_sink, _options, _loggers.CreateLogger<StraceBackend>());
+        ITraceBackend backend = _options.Backend switch
+        {
+            "ebpf" => new EbpfBackend(_sink, _options, _loggers.CreateLogger<EbpfBackend>()),
+            "ptrace" => new PtraceBackend(_sink, _options, _loggers.CreateLogger<PtraceBackend>()),
+            _ => new StraceBackend(_sink, _options, _loggers.CreateLogger<StraceBackend>()),
+        };
         var attaching = new List<Task>();
         ExecNotifier? execs = null;
         try

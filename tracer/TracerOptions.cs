@@ -12,8 +12,11 @@ public sealed class TracerOptions
     [Required(AllowEmptyStrings = false)]
     public string Match { get; set; } = "index.js";
 
-    /// <summary><c>strace</c> or <c>ebpf</c>.</summary>
-    [RegularExpression("^(strace|ebpf)$")]
+    /// <summary>
+    /// <c>strace</c>, <c>ebpf</c>, or <c>ptrace</c>: our own ptrace tracer (<c>ptrace/faasmon-ptrace</c>), strace's way of
+    /// tracing (every call of a traced function stops it) without strace's decoding, fd lookups and per-line writes.
+    /// </summary>
+    [RegularExpression("^(strace|ebpf|ptrace)$")]
     public string Backend { get; set; } = "strace";
 
     /// <summary>
@@ -33,7 +36,7 @@ public sealed class TracerOptions
     public int MaxDataBytes { get; set; } = 256;
 
     /// <summary>
-    /// Real-time (SCHED_RR) priority of each strace, 0 to leave it a normal process. A ptrace'd function stops at every
+    /// Real-time (SCHED_RR) priority of each strace (and each faasmon-ptrace), 0 to leave it a normal process. A ptrace'd function stops at every
     /// system call until strace has looked at it, so on a busy machine the function waits for strace to get a CPU;
     /// the lowest real-time priority lets strace run the moment its function stops. strace only runs when its function
     /// makes a call, and the kernel caps real-time tasks at 95 % of each second (sched_rt_runtime_us).

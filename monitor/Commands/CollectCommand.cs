@@ -23,7 +23,7 @@ internal static class CollectCommand
         Description = "Runs of each attack family (default: a fifth of --benign, at least 1).",
     };
 
-    private static readonly Option<string> Backend = new("--backend") { Description = "Tracer backend: strace or ebpf.", DefaultValueFactory = _ => "strace" };
+    private static readonly Option<string> Backend = new("--backend") { Description = "Tracer backend: strace, ebpf or ptrace.", DefaultValueFactory = _ => "strace" };
 
     private static readonly Option<bool> NoPcap = new("--no-pcap") { Description = "Do not capture packets (graphs then carry no packet counts)." };
 
@@ -31,7 +31,7 @@ internal static class CollectCommand
 
     public static Command Create()
     {
-        Backend.AcceptOnlyFromAmong("strace", "ebpf");
+        Backend.AcceptOnlyFromAmong("strace", "ebpf", "ptrace");
         var command = new Command("collect",
             "Collect a labelled dataset: run LocalFaaS + proxy + tracer + grapher, drive benign hello-retail traffic and the attack kit, " +
             "and write one provenance graph per invocation (DIR/invocations) and per trace (DIR/traces), labelled from the ground truth, " +

@@ -31,7 +31,7 @@ internal static class GrapherBenchCommand
 
     public static Command Create()
     {
-        Backend.AcceptOnlyFromAmong("strace", "ebpf");
+        Backend.AcceptOnlyFromAmong("strace", "ebpf", "ptrace");
         var command = new Command("grapher", "Events/s attributed and graphs/s from recorded events, memory per open invocation, and attribution accuracy with concurrent clients.")
         {
             Copies, Open, Clients, Requests, Backend, Recordings, Dump,

@@ -48,7 +48,7 @@ internal static class ServeCommand
         Description = "All-in-one: host:port of the proxy in front of LocalFaaS, the gateway clients and faas-cli use (default 127.0.0.1:8080).",
     };
 
-    public static readonly Option<string?> Backend = new("--backend") { Description = "All-in-one: strace (default) or ebpf." };
+    public static readonly Option<string?> Backend = new("--backend") { Description = "All-in-one: strace (default), ebpf, or ptrace (our own ptrace tracer: strace's way, a fraction of its cost)." };
 
     public static readonly Option<string?> EbpfLoader = new("--ebpf-loader") { Description = "All-in-one, eBPF backend: libbpf (default, our loader) or bpftrace." };
 

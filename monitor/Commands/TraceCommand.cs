@@ -13,7 +13,7 @@ namespace FaaSMon.Monitor.Commands;
 internal static class TraceCommand
 {
     private static readonly Option<string> Match = new("--match") { Description = "Command-line substring of function processes (as pgrep -f).", DefaultValueFactory = _ => "index.js" };
-    private static readonly Option<string> Backend = new("--backend") { Description = "strace or ebpf.", DefaultValueFactory = _ => "strace" };
+    private static readonly Option<string> Backend = new("--backend") { Description = "strace, ebpf, or ptrace (our own ptrace tracer: strace's way, a fraction of its cost).", DefaultValueFactory = _ => "strace" };
     private static readonly Option<string?> EbpfLoader = new("--ebpf-loader") { Description = "eBPF backend: libbpf (default, our loader with a binary ring buffer) or bpftrace (ebpf/faasmon.bt)." };
     private static readonly Option<string?> Out = new("--out") { Description = "NDJSON file to write (default: standard output)." };
     private static readonly Option<int> Duration = new("--duration") { Description = "Seconds to trace (0: until Ctrl+C).", DefaultValueFactory = _ => 0 };
@@ -27,7 +27,7 @@ internal static class TraceCommand
 
     public static Command Create()
     {
-        Backend.AcceptOnlyFromAmong("strace", "ebpf");
+        Backend.AcceptOnlyFromAmong("strace", "ebpf", "ptrace");
         EbpfLoader.AcceptOnlyFromAmong("libbpf", "bpftrace");
         var command = new Command("trace", "Trace the system calls of function processes (strace or eBPF) and write them as NDJSON.")
         {

@@ -17,12 +17,12 @@ namespace FaaSMon.Monitor.Commands;
 /// </summary>
 internal static class TracerBenchCommand
 {
-    private static readonly string[] AllModes = ["none", "strace", "ebpf", "ebpf-bpftrace", "ebpf-idle"];
+    private static readonly string[] AllModes = ["none", "strace", "ptrace", "ebpf", "ebpf-bpftrace", "ebpf-idle"];
     private static readonly Option<string> ModeList = new("--modes")
     {
-        Description = "Comma-separated modes to compare: none (always measured, the baseline), strace, ebpf (libbpf loader), ebpf-bpftrace, " +
+        Description = "Comma-separated modes to compare: none (always measured, the baseline), strace, ptrace (our own ptrace tracer), ebpf (libbpf loader), ebpf-bpftrace, " +
             "ebpf-idle (the libbpf loader's programs attached, no process watched: what the tracepoints cost every process).",
-        DefaultValueFactory = _ => "none,strace,ebpf,ebpf-bpftrace",
+        DefaultValueFactory = _ => "none,strace,ptrace,ebpf,ebpf-bpftrace",
     };
     private static readonly Option<int> Requests = new("--requests") { Description = "Measured requests per mode and round.", DefaultValueFactory = _ => 400 };
     private static readonly Option<int> Rounds = new("--rounds") { Description = "Rounds; each runs every mode once, in a rotating order. Medians are reported.", DefaultValueFactory = _ => 5 };
@@ -146,7 +146,7 @@ internal static class TracerBenchCommand
         {
             var options = new TracerOptions
             {
-                Backend = mode == "strace" ? "strace" : "ebpf",
+                Backend = mode is "strace" or "ptrace" ? mode : "ebpf",
                 EbpfLoader = mode == "ebpf-bpftrace" ? "bpftrace" : "libbpf",
                 DockerHost = "none",
                 PollIntervalMs = pollMs,
@@ -229,7 +229,7 @@ internal static class TracerBenchCommand
                 var stat = File.ReadAllText(Path.Combine(dir, "stat"));
                 var open = stat.IndexOf('(', StringComparison.Ordinal);
                 var close = stat.LastIndexOf(')');
-                if (open < 0 || close < open || stat.AsSpan(open + 1, close - open - 1) is not ("strace" or "bpftrace" or "faasmon-bpf"))
+                if (open < 0 || close < open || stat.AsSpan(open + 1, close - open - 1) is not ("strace" or "bpftrace" or "faasmon-bpf" or "faasmon-ptrace"))
                 {
                     continue;
                 }

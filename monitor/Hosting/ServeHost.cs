@@ -65,8 +65,8 @@ internal sealed class ServeOptions
     /// <summary>All-in-one mode: where the proxy in front of LocalFaaS listens (the gateway URL clients use).</summary>
     public string Gateway { get; set; } = "127.0.0.1:8080";
 
-    /// <summary>All-in-one mode: strace or ebpf.</summary>
-    [RegularExpression("^(strace|ebpf)$")]
+    /// <summary>All-in-one mode: strace, ebpf or ptrace.</summary>
+    [RegularExpression("^(strace|ebpf|ptrace)$")]
     public string Backend { get; set; } = "strace";
 
     /// <summary>All-in-one mode, eBPF backend: libbpf or bpftrace (<see cref="FaaSMon.Tracer.TracerOptions.EbpfLoader"/>).</summary>

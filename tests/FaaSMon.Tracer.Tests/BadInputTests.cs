@@ -22,6 +22,7 @@ public sealed class BadInputTests
         Prerequisites.RequireStrace();
         Prerequisites.RequireBpftrace();
         Prerequisites.RequireLibbpfLoader(EbpfBackend.LoaderPath, EbpfBackend.ObjectPath);
+        Prerequisites.RequirePtraceTool(PtraceBackend.ToolPath);
     }
 
     [Fact]
@@ -46,14 +47,18 @@ public sealed class BadInputTests
         }
     }
 
-    [Fact]
-    public async Task A_target_that_exits_before_the_attach_is_a_counted_failure_not_a_crash()
+    [Theory]
+    [InlineData("strace")]
+    [InlineData("ptrace")]
+    public async Task A_target_that_exits_before_the_attach_is_a_counted_failure_not_a_crash(string name)
     {
         using var gone = Process.Start(new ProcessStartInfo("true")) ?? throw new InvalidOperationException();
         await gone.WaitForExitAsync();
         var channel = System.Threading.Channels.Channel.CreateUnbounded<SyscallEvent>();
         var sink = new EventSink(channel.Writer, new TracerCounters());
-        await using var backend = new StraceBackend(sink, new TracerOptions(), NullLogger<StraceBackend>.Instance);
+        await using ITraceBackend backend = name == "ptrace"
+            ? new PtraceBackend(sink, new TracerOptions { Backend = name }, NullLogger<PtraceBackend>.Instance)
+            : new StraceBackend(sink, new TracerOptions(), NullLogger<StraceBackend>.Instance);
         await backend.StartAsync(CancellationToken.None);
         var process = new FunctionProcess(gone.Id, 1, 0, "true", FunctionIdentity.Unknown, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow, TimeSpan.Zero);
         Assert.False(await backend.AttachAsync(process, CancellationToken.None));

@@ -50,6 +50,7 @@ public sealed class LocalFaasTracingTests(LocalFaasFixture faas, ITestOutputHelp
 
     [Theory]
     [InlineData("strace", "libbpf")]
+    [InlineData("ptrace", "libbpf")]
     [InlineData("ebpf", "libbpf")]
     [InlineData("ebpf", "bpftrace")]
     public async Task Container_reuse_shows_as_a_tmp_write_then_a_later_invocation_executing_it(string backend, string loader)
@@ -103,6 +104,7 @@ public sealed class LocalFaasTracingTests(LocalFaasFixture faas, ITestOutputHelp
 
     [Theory]
     [InlineData("strace", "libbpf")]
+    [InlineData("ptrace", "libbpf")]
     [InlineData("ebpf", "libbpf")]
     [InlineData("ebpf", "bpftrace")]
     public async Task A_function_instance_started_after_the_tracer_is_traced_before_it_listens(string backend, string loader)
