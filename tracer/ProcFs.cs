@@ -77,6 +77,24 @@ internal static class ProcFs
         }
     }
 
+    /// <summary>
+    /// True when pid is ptrace'd by a process this one started (an strace or faasmon-ptrace of ours): a function's child
+    /// that matches the pattern too is followed from its fork by its parent's tracer, and a second attach would fail.
+    /// </summary>
+    public static bool TracedByOurTool(int pid)
+    {
+        try
+        {
+            var line = File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("TracerPid:", StringComparison.Ordinal));
+            return line is not null && int.Parse(line.AsSpan(10).Trim(), CultureInfo.InvariantCulture) is > 0 and var tracer
+                && Stat(tracer)?.Ppid == Environment.ProcessId;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+        {
+            return false;
+        }
+    }
+
     public static string? Cgroup(int pid)
     {
         try

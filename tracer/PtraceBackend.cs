@@ -31,8 +31,14 @@ internal sealed partial class PtraceBackend(EventSink sink, TracerOptions option
     public async Task<bool> AttachAsync(FunctionProcess process, CancellationToken ct)
     {
         var pid = process.Pid;
-        var tool = ToolProcess.Start(ToolPath,
-            ["-s", Math.Max(1, options.MaxDataBytes).ToString(CultureInfo.InvariantCulture), pid.ToString(CultureInfo.InvariantCulture)]);
+        if (ProcFs.TracedByOurTool(pid))
+        {
+            LogFollowed(logger, pid, process.Identity.Function);
+            return true; // its events already flow, through the tracer of the function that started it
+        }
+
+        string[] arguments = ["-s", Math.Max(1, options.MaxDataBytes).ToString(CultureInfo.InvariantCulture), pid.ToString(CultureInfo.InvariantCulture)];
+        var tool = ToolProcess.Start(ToolPath, options.PtraceStopsOnly ? ["--stops-only", .. arguments] : arguments);
         if (Prerequisites.TryRaiseToRealtime(tool.Pid, options.StraceRealtimePriority) is { } reason && Interlocked.Exchange(ref _priorityWarned, 1) == 0)
         {
             LogNoRealtime(logger, options.StraceRealtimePriority, reason);
@@ -140,4 +146,7 @@ internal sealed partial class PtraceBackend(EventSink sink, TracerOptions option
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "faasmon-ptrace on pid {Pid}: {Line}")]
     private static partial void LogToolError(ILogger logger, int pid, string line);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "pid {Pid} ({Function}) is followed already by the faasmon-ptrace of the process that started it")]
+    private static partial void LogFollowed(ILogger logger, int pid, string function);
 }

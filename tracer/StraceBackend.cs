@@ -29,6 +29,12 @@ internal sealed partial class StraceBackend(EventSink sink, TracerOptions option
     public async Task<bool> AttachAsync(FunctionProcess process, CancellationToken ct)
     {
         var pid = process.Pid;
+        if (ProcFs.TracedByOurTool(pid))
+        {
+            LogFollowed(logger, pid, process.Identity.Function);
+            return true; // its events already flow, through the tracer of the function that started it
+        }
+
         var tool = ToolProcess.Start("strace",
         [
             "-f", "-ttt", "-T", "-yy", "-s", options.MaxDataBytes.ToString(CultureInfo.InvariantCulture), "-e", TraceSet,
@@ -158,4 +164,7 @@ internal sealed partial class StraceBackend(EventSink sink, TracerOptions option
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "strace could not attach to pid {Pid}: {Reason}")]
     private static partial void LogAttachFailed(ILogger logger, int pid, string reason);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "pid {Pid} ({Function}) is followed already by the strace of the process that started it")]
+    private static partial void LogFollowed(ILogger logger, int pid, string function);
 }

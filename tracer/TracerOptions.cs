@@ -44,6 +44,12 @@ public sealed class TracerOptions
     [Range(0, 99)]
     public int StraceRealtimePriority { get; set; } = 1;
 
+    /// <summary>
+    /// The ptrace backend's tracer resumes every stop at once and reports no call (<c>faasmon-ptrace --stops-only</c>):
+    /// what ptrace itself costs, for <c>faasmon bench tracer --modes ptrace-stops</c>; not configurable (internal).
+    /// </summary>
+    internal bool PtraceStopsOnly { get; set; }
+
     /// <summary>Events buffered between the backends and the consumer; beyond it events are dropped and counted.</summary>
     [Range(16, 10_000_000)]
     public int ChannelCapacity { get; set; } = 65_536;

@@ -17,10 +17,11 @@ namespace FaaSMon.Monitor.Commands;
 /// </summary>
 internal static class TracerBenchCommand
 {
-    private static readonly string[] AllModes = ["none", "strace", "ptrace", "ebpf", "ebpf-bpftrace", "ebpf-idle"];
+    private static readonly string[] AllModes = ["none", "strace", "ptrace", "ptrace-stops", "ebpf", "ebpf-bpftrace", "ebpf-idle"];
     private static readonly Option<string> ModeList = new("--modes")
     {
-        Description = "Comma-separated modes to compare: none (always measured, the baseline), strace, ptrace (our own ptrace tracer), ebpf (libbpf loader), ebpf-bpftrace, " +
+        Description = "Comma-separated modes to compare: none (always measured, the baseline), strace, ptrace (our own ptrace tracer), " +
+            "ptrace-stops (that tracer resuming every stop at once, printing nothing: what ptrace itself costs), ebpf (libbpf loader), ebpf-bpftrace, " +
             "ebpf-idle (the libbpf loader's programs attached, no process watched: what the tracepoints cost every process).",
         DefaultValueFactory = _ => "none,strace,ptrace,ebpf,ebpf-bpftrace",
     };
@@ -146,7 +147,8 @@ internal static class TracerBenchCommand
         {
             var options = new TracerOptions
             {
-                Backend = mode is "strace" or "ptrace" ? mode : "ebpf",
+                Backend = mode is "strace" or "ptrace" ? mode : mode == "ptrace-stops" ? "ptrace" : "ebpf",
+                PtraceStopsOnly = mode == "ptrace-stops",
                 EbpfLoader = mode == "ebpf-bpftrace" ? "bpftrace" : "libbpf",
                 DockerHost = "none",
                 PollIntervalMs = pollMs,

@@ -47,8 +47,7 @@ public sealed class PtraceBackendTests(ITestOutputHelper output)
         try
         {
             await backend.StartAsync(CancellationToken.None);
-            var process = new FunctionProcess(bash.Id, Environment.ProcessId, 0, "bash", FunctionIdentity.Unknown, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow, TimeSpan.Zero);
-            Assert.True(await backend.AttachAsync(process, CancellationToken.None), "faasmon-ptrace did not say it attached");
+            Assert.True(await backend.AttachAsync(Target(bash.Id), CancellationToken.None), "faasmon-ptrace did not say it attached");
             await bash.StandardInput.WriteLineAsync("go");
             using var client = await accepted.WaitAsync(TimeSpan.FromSeconds(10));
             var received = new byte[9];
@@ -139,6 +138,48 @@ public sealed class PtraceBackendTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// A child of a traced process that the discovery finds too (it matches the pattern) is followed already by its
+    /// parent's tracer: a second tracer could not attach (EPERM), so it is neither started nor counted as a failure.
+    /// </summary>
+    [Theory]
+    [InlineData("ptrace")]
+    [InlineData("strace")]
+    public async Task A_child_its_parents_tracer_follows_already_is_not_attached_twice(string name)
+    {
+        var channel = Channel.CreateUnbounded<SyscallEvent>();
+        var sink = new EventSink(channel.Writer, new TracerCounters());
+        var logs = TestOutputLoggerProvider.Factory(output);
+        await using ITraceBackend backend = name == "ptrace"
+            ? new PtraceBackend(sink, new TracerOptions { Backend = name }, logs.CreateLogger<PtraceBackend>())
+            : new StraceBackend(sink, new TracerOptions(), logs.CreateLogger<StraceBackend>());
+        using var bash = Process.Start(new ProcessStartInfo("bash", ["-c", "read go; sleep 30 & echo $!; read done; kill $!"])
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+        }) ?? throw new InvalidOperationException("bash");
+        try
+        {
+            await backend.StartAsync(CancellationToken.None);
+            Assert.True(await backend.AttachAsync(Target(bash.Id), CancellationToken.None));
+            await bash.StandardInput.WriteLineAsync("go");
+            var child = int.Parse((await bash.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(10)))!, CultureInfo.InvariantCulture);
+            Assert.NotEqual(0, TracerPid(child)); // followed from its fork
+            Assert.True(await backend.AttachAsync(Target(child), CancellationToken.None));
+            Assert.Equal(1, sink.Counters.AttachedProcesses);
+            Assert.Equal(0, sink.Counters.AttachFailures);
+            await bash.StandardInput.WriteLineAsync("done");
+            await bash.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        finally
+        {
+            if (!bash.HasExited)
+            {
+                bash.Kill(entireProcessTree: true);
+            }
+        }
+    }
+
     [Theory]
     [InlineData("abc", 2, "usage")]
     [InlineData("99999999999", 2, "usage")]
@@ -164,6 +205,9 @@ public sealed class PtraceBackendTests(ITestOutputHelper output)
         Assert.Contains("/nonexistent/faasmon-ptrace", e.Message, StringComparison.Ordinal);
         Assert.Contains("apt-get install gcc", e.Message, StringComparison.Ordinal);
     }
+
+    private static FunctionProcess Target(int pid) =>
+        new(pid, Environment.ProcessId, 0, "bash", FunctionIdentity.Unknown, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow, TimeSpan.Zero);
 
     private static int TracerPid(int pid) =>
         File.ReadLines($"/proc/{pid}/status").Where(l => l.StartsWith("TracerPid:", StringComparison.Ordinal))

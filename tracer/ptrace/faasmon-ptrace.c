@@ -9,7 +9,7 @@
 // anything is formatted; a descriptor is not looked up (the tracer follows sockets from their socket/connect/accept
 // calls, as with eBPF); lines are written in batches, at most --flush-ms after the first one waiting.
 //
-//   faasmon-ptrace [-s BYTES] [--flush-ms N] PID
+//   faasmon-ptrace [-s BYTES] [--flush-ms N] [--stops-only] PID
 // Prints "W PID" once every thread of PID is attached. Ends when no traced thread is left, or at SIGTERM, SIGINT or
 // SIGHUP (what waits is written first). However it ends, the kernel detaches its tracees and they run on.
 #define _GNU_SOURCE
@@ -133,6 +133,7 @@ static char out[1 << 20];
 static size_t used;
 static int armed;
 static int flush_ms = 10;
+static int stops_only; // --stops-only: every stop resumed at once, nothing printed (what any ptrace tracer costs)
 static int out_broken;
 
 static void write_out(void)
@@ -327,6 +328,25 @@ static int proc_ids(pid_t tid, pid_t *pid, pid_t *ppid)
 	}
 	fclose(f);
 	return found == 2 ? 0 : -1;
+}
+
+/* The TracerPid of a process (0: none, or unknown). */
+static long tracer_of(pid_t pid)
+{
+	char path[64], line[256];
+	long tracer = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "TracerPid:", 10) == 0) {
+			tracer = atol(line + 10);
+			break;
+		}
+	}
+	fclose(f);
+	return tracer;
 }
 
 static struct thread *find(pid_t tid)
@@ -601,6 +621,10 @@ static void handle(pid_t tid, int status)
 	int sig = WSTOPSIG(status);
 	int event = status >> 16;
 	int inject = 0;
+	if (stops_only && sig == (SIGTRAP | 0x80)) {
+		ptrace(PTRACE_SYSCALL, tid, 0, 0);
+		return;
+	}
 	if (sig == (SIGTRAP | 0x80)) {
 		struct ptrace_syscall_info info;
 		if (ptrace(PTRACE_GET_SYSCALL_INFO, tid, (void *)sizeof(info), &info) > 0) {
@@ -653,9 +677,10 @@ static void on_alarm(int sig)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: faasmon-ptrace [-s BYTES] [--flush-ms N] PID\n"
+	fprintf(stderr, "usage: faasmon-ptrace [-s BYTES] [--flush-ms N] [--stops-only] PID\n"
 			"  -s BYTES       bytes kept of a path or buffer (1..4096, default %d)\n"
-			"  --flush-ms N   longest a line waits before it is written (1..1000, default 10)\n", FM_DATA);
+			"  --flush-ms N   longest a line waits before it is written (1..1000, default 10)\n"
+			"  --stops-only   resume every system-call stop at once and print no call: the floor of any ptrace tracer\n", FM_DATA);
 	return 2;
 }
 
@@ -686,6 +711,8 @@ int main(int argc, char **argv)
 			if (v < 0)
 				return usage();
 			flush_ms = (int)v;
+		} else if (strcmp(argv[i], "--stops-only") == 0) {
+			stops_only = 1;
 		} else if (pid < 0 && argv[i][0] != '-') {
 			pid = parse_number(argv[i], 1L << 22);
 			if (pid < 0)
@@ -717,8 +744,12 @@ int main(int argc, char **argv)
 
 	if (attach((pid_t)pid) != 0) {
 		int e = errno;
-		fprintf(stderr, "faasmon-ptrace: cannot attach to pid %ld: %s%s\n", pid, strerror(e),
-			e == EPERM ? " (needs CAP_SYS_PTRACE, a kernel.yama.ptrace_scope that allows it, and no other tracer on it)" : "");
+		long tracer = e == EPERM ? tracer_of((pid_t)pid) : 0;
+		if (tracer > 0)
+			fprintf(stderr, "faasmon-ptrace: cannot attach to pid %ld: it is already traced by pid %ld\n", pid, tracer);
+		else
+			fprintf(stderr, "faasmon-ptrace: cannot attach to pid %ld: %s%s\n", pid, strerror(e),
+				e == EPERM ? " (needs CAP_SYS_PTRACE and a kernel.yama.ptrace_scope that allows it)" : "");
 		return 1;
 	}
 	reserve(32);
