@@ -166,7 +166,9 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
                         return Complete(tid, new Call(name, exec.Ns, Int(f[3]), Int(f[4]), 0, 0, 0, exec.Path, ""), ret, Long(f[7]), null, exec.Argv, out evt);
                     }
 
-                    var bytes = !IsBufferCall(name) ? null : _escaped ? Unescape(text, maxDataBytes) : JoinChunks(text, Take(_continuations, tid, ns), ret);
+                    // faasmon-ptrace also gathers what a vector call moved from its iovecs; the eBPF programs send none
+                    var bytes = IsBufferCall(name) ? _escaped ? Unescape(text, maxDataBytes) : JoinChunks(text, Take(_continuations, tid, ns), ret)
+                        : _escaped && text.Length > 0 && IsVectorCall(name) ? Unescape(text, maxDataBytes) : null;
                     var s0 = bytes is not null || name is "connect" or "bind" ? text : PathText(text);
                     return Complete(tid, new Call(name, ns, Int(f[3]), Int(f[4]), Long(f[8]), Long(f[9]), Long(f[10]), s0, PathText(second)), ret, Long(f[7]), bytes, null, out evt);
                 case "R":
@@ -265,19 +267,19 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
                 path = e.S0;
                 path2 = e.S1;
                 break;
-            case "write" or "pwrite64" or "sendto" or "read" or "pread64" or "recvfrom":
+            case "write" or "pwrite64" or "sendto" or "read" or "pread64" or "recvfrom" or "writev" or "readv" or "sendmsg" or "recvmsg":
                 fd = Fd(e.Pid, (int)e.A0);
                 if (fd?.IsSocket == true)
                 {
                     data = bytes;
                 }
-                else if (fd is { Path: not null } && name is "write" or "pwrite64" && ret > 0 && bytes is { Length: > 0 })
+                else if (fd is { Path: not null } && name is "write" or "pwrite64" or "writev" && ret > 0 && bytes is { Length: > 0 })
                 {
                     data = bytes.Length <= SyscallEvent.FileMagicBytes ? bytes : bytes[..SyscallEvent.FileMagicBytes];
                 }
 
                 break;
-            case "sendmsg" or "recvmsg" or "writev" or "readv" or "listen":
+            case "listen":
                 fd = Fd(e.Pid, (int)e.A0);
                 break;
             case "close":
@@ -329,6 +331,8 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
     }
 
     private static bool IsBufferCall(string name) => name is "write" or "pwrite64" or "sendto" or "read" or "pread64" or "recvfrom";
+
+    private static bool IsVectorCall(string name) => name is "writev" or "readv" or "sendmsg" or "recvmsg";
 
     /// <summary>What was printed for this very call (same ns) on a line before it; a stale one, whose call line was lost, is dropped.</summary>
     private static string Take(Dictionary<int, (long Ns, string Text)> before, int tid, long ns) =>

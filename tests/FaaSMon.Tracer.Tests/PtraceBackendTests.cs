@@ -99,6 +99,66 @@ public sealed class PtraceBackendTests(ITestOutputHelper output)
         Assert.Equal(3, exit.ReturnValue);
     }
 
+    /// <summary>Node writes its HTTP requests and responses with writev: the bytes are gathered from the iovecs (eBPF sends none).</summary>
+    [Fact]
+    public async Task What_a_writev_moves_to_a_socket_is_kept_across_its_iovecs()
+    {
+        Prerequisites.RequirePtraceTool(Tool);
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        var accepted = listener.AcceptTcpClientAsync();
+        var channel = Channel.CreateUnbounded<SyscallEvent>();
+        var sink = new EventSink(channel.Writer, new TracerCounters());
+        var backend = new PtraceBackend(sink, new TracerOptions { Backend = "ptrace" }, TestOutputLoggerProvider.Factory(output).CreateLogger<PtraceBackend>());
+        const string script = """
+            const fs = require('fs'), net = require('net');
+            process.stdin.once('data', () => {
+              const s = net.connect(+process.argv[1], '127.0.0.1', () => {
+                fs.writevSync(s._handle.fd, [Buffer.from('POST /function/x HTTP/1.1\r\n'), Buffer.from('X-Call-Id: c1\r\n\r\n'), Buffer.from([0, 255])]);
+                process.stdin.once('data', () => process.exit(0));
+              });
+            });
+            """;
+        using var node = Process.Start(new ProcessStartInfo("node", ["-e", script, port.ToString(CultureInfo.InvariantCulture)]) { RedirectStandardInput = true })
+            ?? throw new InvalidOperationException("node");
+        try
+        {
+            await backend.StartAsync(CancellationToken.None);
+            Assert.True(await backend.AttachAsync(Target(node.Id), CancellationToken.None), "faasmon-ptrace did not say it attached");
+            await node.StandardInput.WriteLineAsync("go");
+            using var client = await accepted.WaitAsync(TimeSpan.FromSeconds(10));
+            var received = new byte[Expected.Length];
+            await client.GetStream().ReadExactlyAsync(received).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.Equal(Expected, received);
+            await Task.Delay(300);
+            await node.StandardInput.WriteLineAsync("done");
+            await node.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
+            await Task.Delay(300);
+        }
+        finally
+        {
+            await backend.DisposeAsync();
+            channel.Writer.TryComplete();
+            if (!node.HasExited)
+            {
+                node.Kill();
+            }
+        }
+
+        var events = new List<SyscallEvent>();
+        await foreach (var e in channel.Reader.ReadAllAsync())
+        {
+            events.Add(e);
+        }
+
+        var writev = Assert.Single(events, e => e.Syscall == "writev" && e.Fd?.RemoteEndpoint == $"127.0.0.1:{port}");
+        Assert.Equal(Expected.Length, writev.ReturnValue);
+        Assert.Equal(Expected, writev.Data);
+    }
+
+    private static readonly byte[] Expected = [.. "POST /function/x HTTP/1.1\r\nX-Call-Id: c1\r\n\r\n"u8, 0, 255];
+
     [Fact]
     public async Task Its_target_runs_on_untraced_when_the_tracer_is_killed()
     {

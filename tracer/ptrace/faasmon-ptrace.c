@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -37,7 +38,9 @@
 static const char *const call_names[FM_CALLS] = { FM_CALL_NAMES };
 
 // what an exit reads besides the arguments (as faasmon.bpf.c)
-enum kind { K_NONE, K_PATH, K_RENAME, K_BUF, K_SOCKADDR };
+// K_IOV / K_MSG: what a readv/writev or a recvmsg/sendmsg moved, gathered from its iovecs (the eBPF side has no
+// loop for that and sends none): node writes its HTTP requests and responses with writev
+enum kind { K_NONE, K_PATH, K_RENAME, K_BUF, K_SOCKADDR, K_IOV, K_MSG };
 
 struct call_spec {
 	signed char call; // enum fm_call, -1: not traced
@@ -57,7 +60,7 @@ static void spec(long nr, int call, int kind, int a0, int a1, int a2, int p0, in
 		(signed char)a2, (signed char)p0, (signed char)p1 };
 }
 
-// the same calls, arguments and bytes as faasmon.bpf.c
+// the same calls, arguments and bytes as faasmon.bpf.c, and the bytes of readv/writev/recvmsg/sendmsg besides
 static void init_specs(void)
 {
 	for (int i = 0; i < MAX_NR; i++)
@@ -76,13 +79,13 @@ static void init_specs(void)
 	spec(SYS_recvfrom, FM_RECVFROM, K_BUF, 0, -1, -1, 1, -1);
 	spec(SYS_connect, FM_CONNECT, K_SOCKADDR, 0, 2, -1, 1, -1);
 	spec(SYS_bind, FM_BIND, K_SOCKADDR, 0, 2, -1, 1, -1);
-	spec(SYS_sendmsg, FM_SENDMSG, K_NONE, 0, -1, -1, -1, -1);
-	spec(SYS_recvmsg, FM_RECVMSG, K_NONE, 0, -1, -1, -1, -1);
+	spec(SYS_sendmsg, FM_SENDMSG, K_MSG, 0, -1, -1, 1, -1);
+	spec(SYS_recvmsg, FM_RECVMSG, K_MSG, 0, -1, -1, 1, -1);
 	spec(SYS_listen, FM_LISTEN, K_NONE, 0, -1, -1, -1, -1);
 	spec(SYS_accept4, FM_ACCEPT4, K_NONE, 0, -1, -1, -1, -1);
 	spec(SYS_close, FM_CLOSE, K_NONE, 0, -1, -1, -1, -1);
-	spec(SYS_writev, FM_WRITEV, K_NONE, 0, -1, -1, -1, -1);
-	spec(SYS_readv, FM_READV, K_NONE, 0, -1, -1, -1, -1);
+	spec(SYS_writev, FM_WRITEV, K_IOV, 0, -1, -1, 1, -1);
+	spec(SYS_readv, FM_READV, K_IOV, 0, -1, -1, 1, -1);
 	spec(SYS_socket, FM_SOCKET, K_NONE, 0, 1, 2, -1, -1);
 	spec(SYS_kill, FM_KILL, K_NONE, 0, 1, -1, -1, -1);
 	spec(SYS_mmap, FM_MMAP, K_NONE, 4, 2, -1, -1, -1);
@@ -271,6 +274,24 @@ static size_t read_mem(pid_t tid, __u64 addr, void *dst, size_t n)
 			break;
 	}
 	return done;
+}
+
+/* The first max bytes (at most moved) that an iovec array of count entries points at; what was read. */
+static size_t read_iov(pid_t tid, __u64 iov_addr, __u64 count, size_t moved, unsigned char *dst, size_t max)
+{
+	struct iovec iov[8];
+	size_t want = moved < max ? moved : max, got = 0;
+	if (count > 8)
+		count = 8; // what the first 8 hold: the headers of an HTTP message are in the first
+	size_t have = read_mem(tid, iov_addr, iov, count * sizeof(iov[0])) / sizeof(iov[0]);
+	for (size_t i = 0; i < have && got < want; i++) {
+		size_t n = iov[i].iov_len < want - got ? iov[i].iov_len : want - got;
+		size_t r = read_mem(tid, (__u64)(uintptr_t)iov[i].iov_base, dst + got, n);
+		got += r;
+		if (r < n)
+			break;
+	}
+	return got;
 }
 
 /* A NUL-ended string of at most max bytes; its length without the NUL. Read a page at a time up to its end. */
@@ -512,6 +533,16 @@ static void on_exit_stop(struct thread *t, long long ret, __u64 end)
 		if (ret > 0)
 			n = read_mem(t->tid, t->args[s->p0], data, (size_t)ret < cap ? (size_t)ret : cap);
 		break;
+	case K_IOV:
+		if (ret > 0)
+			n = read_iov(t->tid, t->args[s->p0], t->args[2], (size_t)ret, data, cap);
+		break;
+	case K_MSG: {
+		struct msghdr m;
+		if (ret > 0 && read_mem(t->tid, t->args[s->p0], &m, sizeof(m)) == sizeof(m))
+			n = read_iov(t->tid, (__u64)(uintptr_t)m.msg_iov, m.msg_iovlen, (size_t)ret, data, cap);
+		break;
+	}
 	case K_SOCKADDR: {
 		// its length, at most a sockaddr_in6 (28); faasmon.bt prints 0 for a1
 		long long len = a1 < 28 ? a1 : 28;
