@@ -29,6 +29,9 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
     private readonly Dictionary<int, (long Ns, string Text)> _continuations = [];
     private readonly Dictionary<int, (long Ns, string Text)> _newPaths = [];
 
+    // faasmon-ptrace's P line before a connect's or an accept's X line: the socket's own and peer sockaddr, escaped
+    private readonly Dictionary<int, (long Ns, string Text)> _sockNames = [];
+
     private sealed record Exec(long Ns, string Path)
     {
         public List<string> Argv { get; } = [Path];
@@ -155,6 +158,7 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
                     var ret = Long(f[6]);
                     var text = Rest(data, 11);
                     var second = name is "rename" or "renameat" or "renameat2" ? Take(_newPaths, tid, ns) : "";
+                    var names = name is "connect" or "accept" or "accept4" ? Take(_sockNames, tid, ns) : "";
                     if (name == "execve")
                     {
                         // its entry line has the path and argv: the exit runs in the new image
@@ -170,7 +174,7 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
                     var bytes = IsBufferCall(name) ? _escaped ? Unescape(text, maxDataBytes) : JoinChunks(text, Take(_continuations, tid, ns), ret)
                         : _escaped && text.Length > 0 && IsVectorCall(name) ? Unescape(text, maxDataBytes) : null;
                     var s0 = bytes is not null || name is "connect" or "bind" ? text : PathText(text);
-                    return Complete(tid, new Call(name, ns, Int(f[3]), Int(f[4]), Long(f[8]), Long(f[9]), Long(f[10]), s0, PathText(second)), ret, Long(f[7]), bytes, null, out evt);
+                    return Complete(tid, new Call(name, ns, Int(f[3]), Int(f[4]), Long(f[8]), Long(f[9]), Long(f[10]), s0, names.Length > 0 ? names : PathText(second)), ret, Long(f[7]), bytes, null, out evt);
                 case "R":
                     Ready?.Invoke();
                     return StraceLineKind.Ignored;
@@ -182,6 +186,9 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
                     return StraceLineKind.Ignored;
                 case "C" when f.Length >= 4:
                     _continuations[Int(f[2])] = (Long(f[1]), Rest(data, 3));
+                    return StraceLineKind.Pending;
+                case "P" when f.Length >= 5:
+                    _sockNames[Int(f[2])] = (Long(f[1]), Rest(data, 3));
                     return StraceLineKind.Pending;
                 case "N" when f.Length >= 4:
                     _newPaths[Int(f[2])] = (Long(f[1]), Rest(data, 3));
@@ -288,7 +295,7 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
             case "connect" or "bind":
                 fd = Fd(e.Pid, (int)e.A0) ?? new FileDescriptorInfo((int)e.A0, "socket");
                 var endpoint = Sockaddr(_escaped ? Unescape(e.S0, 28) : StraceLineParser.Unescape(e.S0.AsSpan(), 28));
-                fd = name == "connect" ? fd with { RemoteEndpoint = endpoint } : fd with { LocalEndpoint = endpoint };
+                fd = name == "connect" ? fd with { RemoteEndpoint = endpoint, LocalEndpoint = SockName(e.S1, 0) ?? fd.LocalEndpoint } : fd with { LocalEndpoint = endpoint };
                 if (name == "connect")
                 {
                     _fds[(e.Pid, (int)e.A0)] = fd;
@@ -298,7 +305,10 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
             case "accept" or "accept4":
                 if (ret >= 0)
                 {
-                    fd = lookupFd?.Invoke(e.Pid, (int)ret) ?? new FileDescriptorInfo((int)ret, "TCP");
+                    // faasmon-ptrace names both ends (as strace -yy); the eBPF programs do not, and /proc gives the inode
+                    fd = SockName(e.S1, 0) is { } local
+                        ? new FileDescriptorInfo((int)ret, local.StartsWith('[') ? "TCPv6" : local.Contains(':', StringComparison.Ordinal) ? "TCP" : "UNIX-STREAM", local, SockName(e.S1, 1))
+                        : lookupFd?.Invoke(e.Pid, (int)ret) ?? new FileDescriptorInfo((int)ret, "TCP");
                     _fds[(e.Pid, (int)ret)] = fd;
                 }
 
@@ -457,6 +467,19 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
     }
 
     /// <summary>struct sockaddr_in / sockaddr_in6 / sockaddr_un bytes → "ip:port" or the socket path.</summary>
+    /// <summary>Field <paramref name="index"/> (0: own, 1: peer) of a P line's text, decoded; null when absent.</summary>
+    private static string? SockName(string names, int index)
+    {
+        if (names.Length == 0)
+        {
+            return null;
+        }
+
+        var tab = names.IndexOf('\t', StringComparison.Ordinal);
+        var field = index == 0 ? (tab < 0 ? names : names[..tab]) : (tab < 0 ? "" : names[(tab + 1)..]);
+        return field.Length == 0 ? null : Sockaddr(Unescape(field, 128));
+    }
+
     internal static string? Sockaddr(byte[] b)
     {
         if (b.Length < 2)

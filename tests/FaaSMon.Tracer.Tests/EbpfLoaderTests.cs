@@ -92,6 +92,32 @@ public sealed class EbpfLoaderTests(ITestOutputHelper output)
         Assert.Equal("127.0.0.1:8080", evt!.Fd!.RemoteEndpoint);
     }
 
+    /// <summary>faasmon-ptrace's P line names a socket's own and peer endpoints just before its connect's or accept's X line.</summary>
+    [Fact]
+    public void A_sockets_own_endpoint_comes_on_the_line_before_its_connect_or_accept_and_only_for_that_call()
+    {
+        var parser = new EbpfLineParser(0, backend: "ptrace");
+        byte[] remote = [2, 0, 0x1f, 0x90, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        byte[] local = [2, 0, 0xd9, 0x03, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        Assert.Equal(StraceLineKind.Pending, parser.Parse($"P\t1000\t7\t{Escape(local)}\t", out _));
+        Assert.Equal(StraceLineKind.Event, parser.Parse($"X\t1000\t7\t7\t1\tconnect\t-115\t10\t5\t0\t0\t{Escape(remote)}", out var connect));
+        Assert.Equal(("127.0.0.1:55555", "127.0.0.1:8080"), (connect!.Fd!.LocalEndpoint, connect.Fd.RemoteEndpoint));
+        Assert.Equal("ptrace", connect.Backend);
+
+        // an accepted socket: both ends, and the fd is known as it for the reads that follow
+        Assert.Equal(StraceLineKind.Pending, parser.Parse($"P\t2000\t7\t{Escape(remote)}\t{Escape(local)}", out _));
+        Assert.Equal(StraceLineKind.Event, parser.Parse("X\t2000\t7\t7\t1\taccept4\t9\t10\t3\t0\t0\t", out var accept));
+        Assert.Equal(new FileDescriptorInfo(9, "TCP", "127.0.0.1:8080", "127.0.0.1:55555"), accept!.Fd);
+        Assert.Equal(StraceLineKind.Event, parser.Parse("X\t2100\t7\t7\t1\tread\t3\t10\t9\t0\t0\tGET", out var read));
+        Assert.Equal("127.0.0.1:55555", read!.Fd!.RemoteEndpoint);
+        Assert.Equal("GET"u8.ToArray(), read.Data);
+
+        // a P line whose call line was lost is not given to the next call
+        Assert.Equal(StraceLineKind.Pending, parser.Parse($"P\t3000\t7\t{Escape(local)}\t", out _));
+        Assert.Equal(StraceLineKind.Event, parser.Parse($"X\t3500\t7\t7\t1\tconnect\t0\t10\t6\t0\t0\t{Escape(remote)}", out var other));
+        Assert.Null(other!.Fd!.LocalEndpoint);
+    }
+
     [Fact]
     public void Lost_records_reported_by_the_loader_add_up()
     {

@@ -1,6 +1,7 @@
 // faasmon-ptrace: the strace backend's own tracer. It attaches to one function process with ptrace, as strace -f -p
 // does, follows its threads and children, and prints the traced system calls as the eBPF loader's text lines (see
-// ../ebpf/faasmon.bt and ../ebpf/faasmon-bpf.c: X, N, E, A, F, Q, S), so one parser reads both.
+// ../ebpf/faasmon.bt and ../ebpf/faasmon-bpf.c: X, N, E, A, F, Q, S), so one parser reads both; and P, a connected or
+// accepted socket's own and peer endpoints just before its X line (P ns tid local peer, struct sockaddr bytes escaped).
 //
 // Why not strace itself: Debian 12's strace 6.1 cannot use --seccomp-bpf with -p, so a traced process stops twice at
 // every system call whichever tracer it has; that part is ptrace's. What strace adds on top is decoding every traced
@@ -40,7 +41,9 @@ static const char *const call_names[FM_CALLS] = { FM_CALL_NAMES };
 // what an exit reads besides the arguments (as faasmon.bpf.c)
 // K_IOV / K_MSG: what a readv/writev or a recvmsg/sendmsg moved, gathered from its iovecs (the eBPF side has no
 // loop for that and sends none): node writes its HTTP requests and responses with writev
-enum kind { K_NONE, K_PATH, K_RENAME, K_BUF, K_SOCKADDR, K_IOV, K_MSG };
+// K_ACCEPT, and K_SOCKADDR for connect: the socket's own endpoints as well (a P line), which only strace -yy gave: the
+// grapher ties a function's outgoing call to the proxy's record of it by the client port
+enum kind { K_NONE, K_PATH, K_RENAME, K_BUF, K_SOCKADDR, K_IOV, K_MSG, K_ACCEPT };
 
 struct call_spec {
 	signed char call; // enum fm_call, -1: not traced
@@ -82,7 +85,7 @@ static void init_specs(void)
 	spec(SYS_sendmsg, FM_SENDMSG, K_MSG, 0, -1, -1, 1, -1);
 	spec(SYS_recvmsg, FM_RECVMSG, K_MSG, 0, -1, -1, 1, -1);
 	spec(SYS_listen, FM_LISTEN, K_NONE, 0, -1, -1, -1, -1);
-	spec(SYS_accept4, FM_ACCEPT4, K_NONE, 0, -1, -1, -1, -1);
+	spec(SYS_accept4, FM_ACCEPT4, K_ACCEPT, 0, -1, -1, -1, -1);
 	spec(SYS_close, FM_CLOSE, K_NONE, 0, -1, -1, -1, -1);
 	spec(SYS_writev, FM_WRITEV, K_IOV, 0, -1, -1, 1, -1);
 	spec(SYS_readv, FM_READV, K_IOV, 0, -1, -1, 1, -1);
@@ -98,7 +101,7 @@ static void init_specs(void)
 	spec(SYS_unlink, FM_UNLINK, K_PATH, -1, -1, -1, 0, -1);
 	spec(SYS_renameat, FM_RENAMEAT, K_RENAME, -1, -1, -1, 1, 3);
 	spec(SYS_rename, FM_RENAME, K_RENAME, -1, -1, -1, 0, 1);
-	spec(SYS_accept, FM_ACCEPT, K_NONE, 0, -1, -1, -1, -1);
+	spec(SYS_accept, FM_ACCEPT, K_ACCEPT, 0, -1, -1, -1, -1);
 	spec(SYS_fork, FM_FORK_CALL, K_NONE, -1, -1, -1, -1, -1);
 	spec(SYS_vfork, FM_VFORK, K_NONE, -1, -1, -1, -1, -1);
 #endif
@@ -292,6 +295,28 @@ static size_t read_iov(pid_t tid, __u64 iov_addr, __u64 count, size_t moved, uns
 			break;
 	}
 	return got;
+}
+
+/*
+ * The endpoints of the tracee's socket fd, as struct sockaddr bytes: its own (getsockname) and its peer's (getpeername,
+ * none while a connect is in progress). The socket is borrowed with pidfd_getfd (Linux 5.6, PTRACE_MODE_ATTACH: we are
+ * its tracer) and closed at once. 0 when this kernel cannot.
+ */
+static int sock_names(pid_t pid, int fd, unsigned char *local, socklen_t *local_len, unsigned char *peer, socklen_t *peer_len)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		return 0;
+	int mine = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+	close(pidfd);
+	if (mine < 0)
+		return 0;
+	if (getsockname(mine, (struct sockaddr *)local, local_len) != 0)
+		*local_len = 0;
+	if (getpeername(mine, (struct sockaddr *)peer, peer_len) != 0)
+		*peer_len = 0;
+	close(mine);
+	return *local_len > 0;
 }
 
 /* A NUL-ended string of at most max bytes; its length without the NUL. Read a page at a time up to its end. */
@@ -520,6 +545,9 @@ static void on_exit_stop(struct thread *t, long long ret, __u64 end)
 	static unsigned char data[4096], second[4096];
 	size_t cap = max_bytes < sizeof(data) ? max_bytes : sizeof(data);
 	size_t n = 0, n2 = 0;
+	unsigned char local[128], peer[128];
+	socklen_t local_len = sizeof(local), peer_len = sizeof(peer);
+	int named = 0;
 	long long a1 = arg_int(t, s->a1);
 	switch (s->kind) {
 	case K_PATH:
@@ -549,8 +577,26 @@ static void on_exit_stop(struct thread *t, long long ret, __u64 end)
 		if (len > 0)
 			n = read_mem(t->tid, t->args[s->p0], data, (size_t)len);
 		a1 = 0;
+		if (call == FM_CONNECT && (ret == 0 || ret == -EINPROGRESS))
+			named = sock_names(t->pid, (int)t->args[0], local, &local_len, peer, &peer_len);
 		break;
 	}
+	case K_ACCEPT:
+		if (ret >= 0)
+			named = sock_names(t->pid, (int)ret, local, &local_len, peer, &peer_len);
+		break;
+	}
+	if (named) {
+		// P  ns tid local peer: the socket's endpoints as struct sockaddr bytes, just before its X line
+		reserve(64 + 4 * (local_len + peer_len));
+		put_char('P');
+		put_field_u(t->ns);
+		put_field_u((unsigned)t->tid);
+		put_char('\t');
+		put_escaped(local, local_len);
+		put_char('\t');
+		put_escaped(peer, peer_len);
+		put_char('\n');
 	}
 	reserve(160 + 4 * n + (s->kind == K_RENAME ? 40 + 4 * n2 : 0));
 	if (s->kind == K_RENAME) {
