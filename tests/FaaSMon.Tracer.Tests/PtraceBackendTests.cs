@@ -15,13 +15,15 @@ namespace FaaSMon.Tracer.Tests;
 /// </summary>
 public sealed class PtraceBackendTests(ITestOutputHelper output)
 {
-    private static readonly string[] EchoArgv = ["/bin/echo", "first-arg", "second-arg"];
+    // more arguments than eBPF sends (2), one longer than its 127 bytes: a shell's whole command line is one argument
+    private static readonly string LongArgument = "echo \"" + new string('x', 180) + "\" >> /tmp/outbox.log";
+    private static readonly string[] EchoArgv = ["/bin/echo", "first-arg", "second-arg", LongArgument, "fourth"];
 
     private static string Tool => PtraceBackend.ToolPath;
 
     /// <summary>
     /// A bash, once attached, opens a file named with a tab and a newline, writes binary bytes with zeros to a loopback
-    /// socket, runs a child that execs with arguments, takes a signal it traps, and exits with 3. fd 1 stays the socket
+    /// socket, runs a child that execs with four arguments (one of 203 bytes), takes a signal it traps, and exits with 3. fd 1 stays the socket
     /// (exec 1>&amp;3): dup2 is not traced, so the parser looks fd 1 up in /proc when it reads the write.
     /// </summary>
     [Fact]
@@ -40,8 +42,8 @@ public sealed class PtraceBackendTests(ITestOutputHelper output)
         string? clientEnd = null;
         using var bash = Process.Start(new ProcessStartInfo("bash", ["-c",
             "trap 'echo usr1 > /dev/null' USR1; read go; : > \"$1\"; exec 3<>/dev/tcp/127.0.0.1/$2; exec 1>&3; printf 'T\\000\\000\\001\\054\\201\\377zz'; " +
-            "/bin/echo first-arg second-arg > /dev/null; kill -USR1 $$; read done; exit 3",
-            "bash", evil, port.ToString(CultureInfo.InvariantCulture)])
+            "/bin/echo first-arg second-arg \"$3\" fourth > /dev/null; kill -USR1 $$; read done; exit 3",
+            "bash", evil, port.ToString(CultureInfo.InvariantCulture), LongArgument])
         {
             RedirectStandardInput = true,
         }) ?? throw new InvalidOperationException("bash");

@@ -511,24 +511,27 @@ static void on_entry(struct thread *t, const struct ptrace_syscall_info *info)
 	else if (s->call == FM_FORK_CALL || s->call == FM_VFORK)
 		t->clone_flags = 0;
 	if (s->call == FM_EXECVE) {
-		// at its entry, with its path and argv[1..2]: its exit runs in the new image
-		static char path[4096], arg[FM_ARG];
-		size_t n = read_str(t->tid, t->args[0], path, max_bytes < sizeof(path) ? max_bytes : sizeof(path));
-		reserve(64 + 4 * n + 2 * (16 + 4 * FM_ARG));
+		// at its entry, with its path and its arguments (argv[1..32], each up to -s bytes, as strace -s keeps them;
+		// the eBPF programs send argv[1..2] of 127): its exit runs in the new image. A shell's command line is one
+		// argument, and the rules match it whole (an allow-listed `sh -c echo "..." >> /tmp/outbox.log` is 150 bytes)
+		static char path[4096], arg[4096];
+		size_t cap = max_bytes < sizeof(arg) ? max_bytes : sizeof(arg);
+		size_t n = read_str(t->tid, t->args[0], path, cap);
+		reserve(64 + 4 * n);
 		line_head('E', t->ns, t);
 		put_char('\t');
 		put_escaped((unsigned char *)path, n);
 		put_char('\n');
-		__u64 argv[3] = { 0 };
-		if (read_mem(t->tid, t->args[1], argv, sizeof(argv)) >= 2 * sizeof(__u64) && argv[1] != 0) {
-			for (int i = 1; i <= 2; i++) {
-				size_t m = argv[i] ? read_str(t->tid, argv[i], arg, sizeof(arg) - 1) : 0;
-				put_char('A');
-				put_field_u((unsigned)t->tid);
-				put_char('\t');
-				put_escaped((unsigned char *)arg, m);
-				put_char('\n');
-			}
+		__u64 argv[33] = { 0 };
+		size_t got = read_mem(t->tid, t->args[1], argv, sizeof(argv)) / sizeof(argv[0]);
+		for (size_t i = 1; i < got && argv[i] != 0; i++) {
+			size_t m = read_str(t->tid, argv[i], arg, cap);
+			reserve(32 + 4 * m);
+			put_char('A');
+			put_field_u((unsigned)t->tid);
+			put_char('\t');
+			put_escaped((unsigned char *)arg, m);
+			put_char('\n');
 		}
 	}
 }
