@@ -40,6 +40,7 @@ public sealed class PtraceBackendTests(ITestOutputHelper output)
         var sink = new EventSink(channel.Writer, new TracerCounters());
         var backend = new PtraceBackend(sink, new TracerOptions { Backend = "ptrace" }, TestOutputLoggerProvider.Factory(output).CreateLogger<PtraceBackend>());
         string? clientEnd = null;
+        var events = new List<SyscallEvent>();
         using var bash = Process.Start(new ProcessStartInfo("bash", ["-c",
             "trap 'echo usr1 > /dev/null' USR1; read go; : > \"$1\"; exec 3<>/dev/tcp/127.0.0.1/$2; exec 1>&3; printf 'T\\000\\000\\001\\054\\201\\377zz'; " +
             "/bin/echo first-arg second-arg \"$3\" fourth > /dev/null; kill -USR1 $$; read done; exit 3",
@@ -56,7 +57,19 @@ public sealed class PtraceBackendTests(ITestOutputHelper output)
             clientEnd = client.Client.RemoteEndPoint?.ToString();
             var received = new byte[9];
             await client.GetStream().ReadExactlyAsync(received).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
-            await Task.Delay(300); // lines wait up to 10 ms in the tracer; fd 1 is looked up while bash still holds it
+            // fd 1 is looked up in /proc when the write's line is parsed: bash must still hold it then, however late the
+            // line comes on a loaded machine (up to 10 ms in the tracer, then the pump)
+            var sw = Stopwatch.StartNew();
+            while (!events.Any(e => e.Syscall == "write" && e.Data is { Length: 9 }) && sw.Elapsed < TimeSpan.FromSeconds(10))
+            {
+                while (channel.Reader.TryRead(out var e))
+                {
+                    events.Add(e);
+                }
+
+                await Task.Delay(20);
+            }
+
             await bash.StandardInput.WriteLineAsync("done");
             await bash.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
             Assert.Equal(3, bash.ExitCode);
@@ -69,7 +82,6 @@ public sealed class PtraceBackendTests(ITestOutputHelper output)
             dir.Delete(recursive: true);
         }
 
-        var events = new List<SyscallEvent>();
         await foreach (var e in channel.Reader.ReadAllAsync())
         {
             events.Add(e);
