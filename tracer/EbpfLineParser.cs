@@ -477,7 +477,8 @@ internal sealed class EbpfLineParser(long monotonicToWallTicks, int maxDataBytes
 
         var tab = names.IndexOf('\t', StringComparison.Ordinal);
         var field = index == 0 ? (tab < 0 ? names : names[..tab]) : (tab < 0 ? "" : names[(tab + 1)..]);
-        return field.Length == 0 ? null : Sockaddr(Unescape(field, 128));
+        // an unnamed unix socket (a client's own end) has no name to give
+        return field.Length == 0 ? null : Sockaddr(Unescape(field, 128)) is { Length: > 0 } name ? name : null;
     }
 
     internal static string? Sockaddr(byte[] b)

@@ -116,6 +116,12 @@ public sealed class EbpfLoaderTests(ITestOutputHelper output)
         Assert.Equal(StraceLineKind.Pending, parser.Parse($"P\t3000\t7\t{Escape(local)}\t", out _));
         Assert.Equal(StraceLineKind.Event, parser.Parse($"X\t3500\t7\t7\t1\tconnect\t0\t10\t6\t0\t0\t{Escape(remote)}", out var other));
         Assert.Null(other!.Fd!.LocalEndpoint);
+
+        // a unix client's own end is unnamed: no endpoint, not an empty one
+        Assert.Equal(StraceLineKind.Event, parser.Parse("X\t4000\t7\t7\t1\tsocket\t8\t10\t1\t1\t0\t", out _));
+        Assert.Equal(StraceLineKind.Pending, parser.Parse($"P\t4100\t7\t{Escape([1, 0])}\t{Escape([1, 0, (byte)'/', (byte)'s'])}", out _));
+        Assert.Equal(StraceLineKind.Event, parser.Parse($"X\t4100\t7\t7\t1\tconnect\t0\t10\t8\t0\t0\t{Escape([1, 0, (byte)'/', (byte)'s'])}", out var unix));
+        Assert.Equal(("/s", (string?)null), (unix!.Fd!.RemoteEndpoint, unix.Fd.LocalEndpoint));
     }
 
     [Fact]
