@@ -50,7 +50,7 @@ internal sealed class EventSink(ChannelWriter<SyscallEvent> writer, TracerCounte
             evt = evt with { Path = StraceLineParser.PathJoin(cwd, path) };
         }
 
-        if (evt is { Syscall: "fork", Backend: "ebpf" or "ptrace", TargetPid: > 0 } && identity is not null)
+        if (evt is { Syscall: "fork", Backend: not "strace", TargetPid: > 0 } && identity is not null)
         {
             // the kernel (or faasmon-ptrace) names the child with its host pid: it belongs where its parent does and starts in its cwd.
             // bpftrace reads its per-CPU buffers one after another, so the child's first calls (libuv's chdir to a

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 
@@ -12,36 +11,30 @@ namespace FaaSMon.Tracer;
 /// every call of the function stops it twice, and strace runs at real-time priority so those stops are short on a busy
 /// machine (see tracer/README.md).
 /// </summary>
-internal sealed partial class StraceBackend(EventSink sink, TracerOptions options, ILogger<StraceBackend> logger) : ITraceBackend
+internal sealed partial class StraceBackend(EventSink sink, TracerOptions options, ILogger<StraceBackend> logger)
+    : ToolPerProcessBackend(sink, options, logger)
 {
     private static readonly string TraceSet = "trace=" + string.Join(',', StraceLineParser.TracedSyscalls.Order(StringComparer.Ordinal));
-    private readonly ConcurrentDictionary<int, (ToolProcess Tool, Task Pump)> _attached = new();
-    private int _priorityWarned;
 
-    public string Name => "strace";
+    public override string Name => "strace";
 
-    public Task StartAsync(CancellationToken ct)
+    protected override string Tool => "strace";
+
+    public override Task StartAsync(CancellationToken ct)
     {
         Prerequisites.RequireStrace();
         return Task.CompletedTask;
     }
 
-    public async Task<bool> AttachAsync(FunctionProcess process, CancellationToken ct)
+    protected override (ToolProcess Tool, Task<bool> Attached, Task Pump) StartTool(FunctionProcess process)
     {
         var pid = process.Pid;
-        if (ProcFs.TracedByOurTool(pid))
-        {
-            LogFollowed(logger, pid, process.Identity.Function);
-            return true; // its events already flow, through the tracer of the function that started it
-        }
-
         var tool = ToolProcess.Start("strace",
         [
-            "-f", "-ttt", "-T", "-yy", "-s", options.MaxDataBytes.ToString(CultureInfo.InvariantCulture), "-e", TraceSet,
+            "-f", "-ttt", "-T", "-yy", "-s", Options.MaxDataBytes.ToString(CultureInfo.InvariantCulture), "-e", TraceSet,
             "-o", "/proc/self/fd/1", "-p", pid.ToString(CultureInfo.InvariantCulture),
         ]);
-        RaisePriority(tool.Pid);
-        var parser = new StraceLineParser(options.MaxDataBytes, ProcFs.TaskIds);
+        var parser = new StraceLineParser(Options.MaxDataBytes, ProcFs.TaskIds);
         parser.RegisterParent(pid, process.Ppid);
         foreach (var tid in ProcFs.Threads(pid))
         {
@@ -51,32 +44,7 @@ internal sealed partial class StraceBackend(EventSink sink, TracerOptions option
         var attached = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
         var errors = PumpErrorsAsync(tool, pid, attached);
         var pump = Task.Run(() => PumpAsync(tool, parser), CancellationToken.None);
-        _attached[pid] = (tool, Task.WhenAll(pump, errors));
-        var outcome = await attached.Task.WaitAsync(TimeSpan.FromSeconds(10), ct);
-        if (outcome)
-        {
-            sink.Counters.Attached();
-            LogAttached(logger, pid, process.Identity.Function, process.Identity.Instance);
-        }
-        else
-        {
-            sink.Counters.AttachFailed();
-            if (_attached.TryRemove(pid, out var entry))
-            {
-                await entry.Tool.DisposeAsync();
-            }
-        }
-
-        return outcome;
-    }
-
-    /// <summary>See <see cref="TracerOptions.StraceRealtimePriority"/>; without CAP_SYS_NICE strace stays a normal process (said once).</summary>
-    private void RaisePriority(int pid)
-    {
-        if (Prerequisites.TryRaiseToRealtime(pid, options.StraceRealtimePriority) is { } reason && Interlocked.Exchange(ref _priorityWarned, 1) == 0)
-        {
-            LogNoRealtime(logger, options.StraceRealtimePriority, reason);
-        }
+        return (tool, attached.Task, Task.WhenAll(pump, errors));
     }
 
     private async Task PumpAsync(ToolProcess tool, StraceLineParser parser)
@@ -88,7 +56,7 @@ internal sealed partial class StraceBackend(EventSink sink, TracerOptions option
             ParseAvailable(lines, parser);
             if (parser.Malformed != reported)
             {
-                sink.Counters.AddParseErrors(parser.Malformed - reported);
+                Sink.Counters.AddParseErrors(parser.Malformed - reported);
                 reported = parser.Malformed;
             }
         }
@@ -102,11 +70,11 @@ internal sealed partial class StraceBackend(EventSink sink, TracerOptions option
             var kind = parser.Parse(line, out var evt);
             if (kind == StraceLineKind.Event)
             {
-                sink.Publish(evt!);
+                Sink.Publish(evt!);
             }
-            else if (kind == StraceLineKind.Malformed && parser.Malformed <= 3)
+            else if (kind == StraceLineKind.Malformed)
             {
-                LogMalformed(logger, new string(line.Length > 300 ? line[..300] : line));
+                Malformed(parser.Malformed, line);
             }
         }
     }
@@ -123,7 +91,7 @@ internal sealed partial class StraceBackend(EventSink sink, TracerOptions option
             else if (line.Contains("attach:", StringComparison.Ordinal) || line.Contains("No such process", StringComparison.Ordinal)
                      || line.Contains("Operation not permitted", StringComparison.Ordinal))
             {
-                LogAttachFailed(logger, pid, line);
+                LogAttachFailed(Logger, pid, line);
                 attached.TrySetResult(false);
             }
         }
@@ -131,40 +99,6 @@ internal sealed partial class StraceBackend(EventSink sink, TracerOptions option
         attached.TrySetResult(false); // strace ended without attaching: the target was gone
     }
 
-    public async ValueTask DetachAsync(FunctionProcess process)
-    {
-        if (_attached.TryRemove(process.Pid, out var entry))
-        {
-            await entry.Tool.DisposeAsync();
-            await entry.Pump.WaitAsync(TimeSpan.FromSeconds(5)).ContinueWith(_ => { }, TaskScheduler.Default);
-            sink.Counters.Detached();
-        }
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        foreach (var pid in _attached.Keys.ToList())
-        {
-            if (_attached.TryRemove(pid, out var entry))
-            {
-                await entry.Tool.DisposeAsync();
-                sink.Counters.Detached();
-            }
-        }
-    }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "strace runs without real-time priority {Priority} ({Reason}): traced functions wait longer for it on a busy machine")]
-    private static partial void LogNoRealtime(ILogger logger, int priority, string reason);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "strace line not understood (skipped, counted): {Line}")]
-    private static partial void LogMalformed(ILogger logger, string line);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "strace attached to pid {Pid} ({Function}/{Instance})")]
-    private static partial void LogAttached(ILogger logger, int pid, string function, string instance);
-
     [LoggerMessage(Level = LogLevel.Warning, Message = "strace could not attach to pid {Pid}: {Reason}")]
     private static partial void LogAttachFailed(ILogger logger, int pid, string reason);
-
-    [LoggerMessage(Level = LogLevel.Debug, Message = "pid {Pid} ({Function}) is followed already by the strace of the process that started it")]
-    private static partial void LogFollowed(ILogger logger, int pid, string function);
 }

@@ -214,7 +214,7 @@ public sealed class EbpfLoaderTests(ITestOutputHelper output)
         Assert.Contains(events, e => e.Kind == SyscallEventKind.Exit && e.Pid == bash.Id);
     }
 
-    /// <summary>The loader's escaping (put_escaped in ebpf/faasmon-bpf.c).</summary>
+    /// <summary>The loader's and faasmon-ptrace's escaping (fm_escape in ebpf/faasmon-lines.h).</summary>
     private static string Escape(ReadOnlySpan<byte> bytes)
     {
         var s = new StringBuilder(bytes.Length * 4);

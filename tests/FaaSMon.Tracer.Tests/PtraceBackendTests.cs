@@ -31,14 +31,10 @@ public sealed class PtraceBackendTests(ITestOutputHelper output)
     {
         Prerequisites.RequirePtraceTool(Tool);
         using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        var accepted = listener.AcceptTcpClientAsync();
+        var (port, accepted) = Listen(listener);
         var dir = Directory.CreateTempSubdirectory("faasmon-ptrace-");
         var evil = Path.Combine(dir.FullName, "a\tb\nX\t1\t1\t1\t1\tunlink\t0\t1\t0\t0\t0\tpasswd\\x0a");
-        var channel = Channel.CreateUnbounded<SyscallEvent>();
-        var sink = new EventSink(channel.Writer, new TracerCounters());
-        var backend = new PtraceBackend(sink, new TracerOptions { Backend = "ptrace" }, TestOutputLoggerProvider.Factory(output).CreateLogger<PtraceBackend>());
+        var (channel, sink, backend) = NewBackend();
         string? clientEnd = null;
         var events = new List<SyscallEvent>();
         using var bash = Process.Start(new ProcessStartInfo("bash", ["-c",
@@ -122,12 +118,8 @@ public sealed class PtraceBackendTests(ITestOutputHelper output)
     {
         Prerequisites.RequirePtraceTool(Tool);
         using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        var accepted = listener.AcceptTcpClientAsync();
-        var channel = Channel.CreateUnbounded<SyscallEvent>();
-        var sink = new EventSink(channel.Writer, new TracerCounters());
-        var backend = new PtraceBackend(sink, new TracerOptions { Backend = "ptrace" }, TestOutputLoggerProvider.Factory(output).CreateLogger<PtraceBackend>());
+        var (port, accepted) = Listen(listener);
+        var (channel, sink, backend) = NewBackend();
         const string script = """
             const fs = require('fs'), net = require('net');
             process.stdin.once('data', () => {
@@ -281,6 +273,21 @@ public sealed class PtraceBackendTests(ITestOutputHelper output)
         var e = Assert.Throws<TracerUnavailableException>(() => Prerequisites.RequirePtraceTool("/nonexistent/faasmon-ptrace"));
         Assert.Contains("/nonexistent/faasmon-ptrace", e.Message, StringComparison.Ordinal);
         Assert.Contains("apt-get install gcc", e.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>A channel the backend's sink writes to, the sink, and a ptrace backend on it (not started).</summary>
+    private (Channel<SyscallEvent> Channel, EventSink Sink, PtraceBackend Backend) NewBackend()
+    {
+        var channel = Channel.CreateUnbounded<SyscallEvent>();
+        var sink = new EventSink(channel.Writer, new TracerCounters());
+        return (channel, sink, new PtraceBackend(sink, new TracerOptions { Backend = "ptrace" }, TestOutputLoggerProvider.Factory(output).CreateLogger<PtraceBackend>()));
+    }
+
+    /// <summary>The listener started on a free loopback port, and its first connection to come.</summary>
+    private static (int Port, Task<TcpClient> Accepted) Listen(TcpListener listener)
+    {
+        listener.Start();
+        return (((IPEndPoint)listener.LocalEndpoint).Port, listener.AcceptTcpClientAsync());
     }
 
     private static FunctionProcess Target(int pid) =>

@@ -24,6 +24,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "faasmon-bpf.h"
+#include "faasmon-lines.h"
 
 static const char *const call_names[FM_CALLS] = { FM_CALL_NAMES };
 
@@ -42,26 +43,11 @@ static int print_libbpf(enum libbpf_print_level level, const char *format, va_li
 	return vfprintf(stderr, format, args);
 }
 
-/* bytes as the loader's string field: printable ASCII as is, everything else \xNN */
+/* bytes as the loader's string field (faasmon-lines.h) */
 static void put_escaped(const unsigned char *bytes, size_t n)
 {
-	static const char hex[] = "0123456789abcdef";
 	char out[FM_DATA * 4];
-	size_t o = 0;
-	if (n > FM_DATA)
-		n = FM_DATA;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char b = bytes[i];
-		if (b < 0x20 || b >= 0x7f || b == '\\') {
-			out[o++] = '\\';
-			out[o++] = 'x';
-			out[o++] = hex[b >> 4];
-			out[o++] = hex[b & 15];
-		} else {
-			out[o++] = (char)b;
-		}
-	}
-	fwrite(out, 1, o, stdout);
+	fwrite(out, 1, fm_escape(out, bytes, n > FM_DATA ? FM_DATA : n), stdout);
 }
 
 static int on_record(void *ctx, void *data, size_t size)

@@ -35,6 +35,7 @@
 #include <linux/sched.h>
 #include <linux/types.h>
 #include "../ebpf/faasmon-bpf.h"
+#include "../ebpf/faasmon-lines.h"
 
 static const char *const call_names[FM_CALLS] = { FM_CALL_NAMES };
 
@@ -233,21 +234,19 @@ static void put_field_s(long long v)
 	put_s64(v);
 }
 
-/* bytes as the loader's string field: printable ASCII as is, everything else \xNN */
+/* bytes as the loader's string field (faasmon-lines.h); reserve() made room */
 static void put_escaped(const unsigned char *bytes, size_t n)
 {
-	static const char hex[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		unsigned char b = bytes[i];
-		if (b < 0x20 || b >= 0x7f || b == '\\') {
-			out[used++] = '\\';
-			out[used++] = 'x';
-			out[used++] = hex[b >> 4];
-			out[used++] = hex[b & 15];
-		} else {
-			out[used++] = (char)b;
-		}
-	}
+	used += fm_escape(out + used, bytes, n);
+}
+
+/* The start of a line that goes with the X line of the same call after it (N, P): type, the call's ns and tid. */
+static void put_before_call(char type, __u64 ns, pid_t tid)
+{
+	put_char(type);
+	put_field_u(ns);
+	put_field_u((unsigned)tid);
+	put_char('\t');
 }
 
 /* ---- the tracee's memory ---- */
@@ -592,10 +591,7 @@ static void on_exit_stop(struct thread *t, long long ret, __u64 end)
 	if (named) {
 		// P  ns tid local peer: the socket's endpoints as struct sockaddr bytes, just before its X line
 		reserve(64 + 4 * (local_len + peer_len));
-		put_char('P');
-		put_field_u(t->ns);
-		put_field_u((unsigned)t->tid);
-		put_char('\t');
+		put_before_call('P', t->ns, t->tid);
 		put_escaped(local, local_len);
 		put_char('\t');
 		put_escaped(peer, peer_len);
@@ -603,10 +599,7 @@ static void on_exit_stop(struct thread *t, long long ret, __u64 end)
 	}
 	reserve(160 + 4 * n + (s->kind == K_RENAME ? 40 + 4 * n2 : 0));
 	if (s->kind == K_RENAME) {
-		put_char('N');
-		put_field_u(t->ns);
-		put_field_u((unsigned)t->tid);
-		put_char('\t');
+		put_before_call('N', t->ns, t->tid);
 		put_escaped(second, n2);
 		put_char('\n');
 	}
